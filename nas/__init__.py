@@ -1,0 +1,70 @@
+"""nas: neural architecture search with once-for-all supernets.
+
+The public contract (see README): spaces and architectures, supernets, training and
+evaluation, hardware profiles, search and export. Names that need torch or ray are imported
+on first use, so ``import nas`` stays cheap for search workers.
+
+Example:
+    >>> import nas
+    >>> space = nas.create_space("tiny")
+    >>> arch = space.sample(np.random.default_rng(0))
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from nas.registry import create_space, create_supernet, list_spaces, register_space
+from nas.space import ArchConfig, Choice, InvalidArchError, SearchSpace, choice, stage
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported lazily)
+_LAZY: dict[str, str] = {
+    "Supernet": "nas.supernet",
+    "count": "nas.counting",
+    "export_subnet": "nas.export",
+    "load_subnet": "nas.export",
+    "train_supernet": "nas.train",
+    "TrainConfig": "nas.train",
+    "recalibrate_bn": "nas.evaluation",
+    "evaluate": "nas.evaluation",
+    "HardwareProfile": "nas.hardware",
+    "load_profile": "nas.hardware",
+    "list_profiles": "nas.hardware",
+    "measure_latency": "nas.hardware",
+    "search": "nas.search",
+    "SearchResult": "nas.search",
+    "search_devices": "nas.distributed",
+}
+
+__all__ = [
+    "ArchConfig",
+    "Choice",
+    "InvalidArchError",
+    "SearchSpace",
+    "choice",
+    "create_space",
+    "create_supernet",
+    "list_spaces",
+    "register_space",
+    "stage",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nas' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers only
+    from nas.counting import count as count
+    from nas.export import export_subnet as export_subnet
+    from nas.export import load_subnet as load_subnet
+    from nas.supernet import Supernet as Supernet

@@ -1,0 +1,1 @@
+"""Elastic layers: weights at the largest size, sliced in ``forward``; ``export()`` → static."""

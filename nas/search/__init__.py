@@ -1,0 +1,1 @@
+"""Searchers behind one ask/tell interface, and the local search loop."""

@@ -1,0 +1,394 @@
+"""Search spaces: discrete choices, architecture configs and the operations searchers need.
+
+A :class:`SearchSpace` is an ordered list of :class:`Choice` dimensions with dotted names
+(``s3.b1.kernel``, ``s3.depth``, ``resolution``). A dimension may be *conditional*: the blocks
+of an elastic stage exist only while the stage's depth reaches them. An :class:`ArchConfig`
+holds one value per dimension; inactive dimensions keep a value (so OFA's fixed-length lists
+round-trip) but do not change the network, its ``key`` or its encoding.
+
+Example:
+    >>> space = SearchSpace("toy", [*stage("s1", depth=[1, 2], block={"kernel": [3, 5]}),
+    ...                             choice("resolution", [32, 48])])
+    >>> arch = space.sample(np.random.default_rng(0))
+    >>> space.validate(arch)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+Value = int | float | str
+Encoding = Literal["onehot", "ordinal"]
+
+
+class InvalidArchError(ValueError):
+    """An architecture (or its text/dict form) does not belong to a search space."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Condition:
+    """A dimension is active only while ``arch[dim] >= at_least``."""
+
+    dim: str
+    at_least: int | float
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One discrete dimension of a search space.
+
+    Args:
+        name: dotted name, e.g. ``"s2.b0.kernel"``.
+        values: the allowed values, in their natural order (ordinal encoding uses it).
+        when: the condition under which the dimension is active; ``None`` means always.
+    """
+
+    name: str
+    values: tuple[Value, ...]
+    when: Condition | None = None
+
+    def __post_init__(self) -> None:
+        if not self.values:
+            raise ValueError(f"choice {self.name!r} has no values")
+        if len(set(self.values)) != len(self.values):
+            raise ValueError(f"choice {self.name!r} repeats a value: {self.values}")
+
+    def index(self, value: Any) -> int:
+        """Position of ``value`` in :attr:`values`; raises :class:`InvalidArchError`."""
+        try:
+            return self.values.index(value)
+        except ValueError:
+            pass
+        raise InvalidArchError(
+            f"{self.name}: {value!r} is not allowed; allowed values are {list(self.values)}"
+        )
+
+
+def choice(name: str, values: Iterable[Value], *, when: Condition | None = None) -> Choice:
+    """A dimension named ``name`` taking one of ``values``."""
+    return Choice(name, tuple(values), when)
+
+
+def stage(
+    name: str, *, depth: Sequence[int], block: Mapping[str, Sequence[Value]]
+) -> list[Choice]:
+    """An elastic stage: ``<name>.depth`` and, per block, the choices of ``block``.
+
+    Block ``i`` (0-based) exists only while the depth is at least ``i + 1``; blocks every
+    depth keeps are unconditional.
+
+    Example:
+        >>> [c.name for c in stage("s1", depth=[1, 2], block={"kernel": [3, 5]})]
+        ['s1.depth', 's1.b0.kernel', 's1.b1.kernel']
+    """
+    depths = sorted(depth)
+    dims = [choice(f"{name}.depth", depths)]
+    for i in range(max(depths)):
+        when = None if i + 1 <= min(depths) else Condition(dim=f"{name}.depth", at_least=i + 1)
+        dims += [choice(f"{name}.b{i}.{key}", values, when=when) for key, values in block.items()]
+    return dims
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """One architecture of a space: a frozen, hashable mapping from dimension to value.
+
+    ``key`` names the *network*: two configs that differ only in inactive dimensions share it.
+    Build configs with :meth:`SearchSpace.arch`, which validates them.
+    """
+
+    space: str
+    items: tuple[tuple[str, Value], ...]
+    key: str = field(compare=False, repr=False)
+
+    def __getitem__(self, name: str) -> Value:
+        for dim, value in self.items:
+            if dim == name:
+                return value
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return (dim for dim, _ in self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def get(self, name: str, default: Value | None = None) -> Value | None:
+        """The value of ``name``, or ``default``."""
+        return self.to_dict().get(name, default)
+
+    def to_dict(self) -> dict[str, Value]:
+        """The values as a plain dict, in the space's order."""
+        return dict(self.items)
+
+    def to_json(self) -> str:
+        """JSON text ``{"space": ..., "arch": {...}}``; read it back with ``space.from_json``."""
+        return json.dumps({"space": self.space, "arch": self.to_dict()})
+
+    def replace(self, space: SearchSpace, **changes: Value) -> ArchConfig:
+        """A validated copy with some dimensions changed (dotted names via ``**{...}``)."""
+        return space.arch({**self.to_dict(), **changes})
+
+
+class SearchSpace:
+    """An ordered set of discrete dimensions and the operations on its architectures.
+
+    Subclasses add format conversions (``from_ofa``/``to_ofa``, ``parse``/``format``); the
+    network that realises an architecture is the supernet's business, not the space's.
+
+    Args:
+        name: registry name, e.g. ``"ofa_mbv3_w1.0"``.
+        choices: the dimensions, in a fixed order (the order of encodings and JSON).
+        meta: constants a supernet builder needs (widths, strides...); JSON-serialisable.
+    """
+
+    def __init__(
+        self, name: str, choices: Sequence[Choice], meta: Mapping[str, Any] | None = None
+    ) -> None:
+        self.name = name
+        self.choices: tuple[Choice, ...] = tuple(choices)
+        self.meta: dict[str, Any] = dict(meta or {})
+        self._by_name = {c.name: c for c in self.choices}
+        if len(self._by_name) != len(self.choices):
+            raise ValueError(f"space {name!r} repeats a dimension name")
+        for c in self.choices:
+            if c.when is not None and c.when.dim not in self._by_name:
+                raise ValueError(f"{c.name} depends on unknown dimension {c.when.dim!r}")
+        self._offsets = np.cumsum([0] + [len(c.values) for c in self.choices])
+        self._value_index = [{v: i for i, v in enumerate(c.values)} for c in self.choices]
+
+    # ----------------------------------------------------------------- introspection
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Dimension names in order."""
+        return tuple(c.name for c in self.choices)
+
+    def __getitem__(self, name: str) -> Choice:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"space {self.name!r} has no dimension {name!r}") from None
+
+    def __repr__(self) -> str:
+        return f"SearchSpace({self.name!r}, {len(self.choices)} dims, {self.size():.3g} archs)"
+
+    def fingerprint(self) -> str:
+        """A hash of the dimensions and meta: loaders refuse artefacts of another space."""
+        payload = json.dumps(self.to_spec(), sort_keys=True, default=str)
+        return hashlib.sha1(payload.encode()).hexdigest()[:16]
+
+    def to_spec(self) -> dict[str, Any]:
+        """A JSON-able description of the space (``space.json`` in a run directory)."""
+        return {
+            "name": self.name,
+            "choices": [
+                {
+                    "name": c.name,
+                    "values": list(c.values),
+                    "when": None if c.when is None else [c.when.dim, c.when.at_least],
+                }
+                for c in self.choices
+            ],
+            "meta": self.meta,
+        }
+
+    def is_active(self, arch: Mapping[str, Any], name: str) -> bool:
+        """Whether dimension ``name`` changes the network of ``arch``."""
+        when = self._by_name[name].when
+        return when is None or arch[when.dim] >= when.at_least
+
+    def size(self) -> int:
+        """The number of distinct networks (inactive dimensions do not count)."""
+        parents = {c.when.dim for c in self.choices if c.when is not None}
+        total = 1
+        for c in self.choices:
+            if c.when is not None:
+                continue
+            if c.name not in parents:
+                total *= len(c.values)
+                continue
+            children = [d for d in self.choices if d.when is not None and d.when.dim == c.name]
+            total *= sum(
+                math.prod(len(d.values) for d in children if v >= d.when.at_least)  # type: ignore[union-attr]
+                for v in c.values
+            )
+        return total
+
+    # ----------------------------------------------------------------- construction
+    def arch(self, values: Mapping[str, Any]) -> ArchConfig:
+        """A validated :class:`ArchConfig` from a ``{dimension: value}`` mapping.
+
+        Raises:
+            InvalidArchError: a dimension is missing or unknown, or a value is not allowed.
+        """
+        if not isinstance(values, Mapping):
+            raise InvalidArchError(
+                f"an architecture of {self.name!r} is a mapping of dimension to value, "
+                f"got {type(values).__name__}"
+            )
+        missing = [n for n in self.names if n not in values]
+        extra = [n for n in values if n not in self._by_name]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing dimensions {missing[:5]}{'...' if len(missing) > 5 else ''}")
+            if extra:
+                parts.append(f"unknown dimensions {extra[:5]}{'...' if len(extra) > 5 else ''}")
+            raise InvalidArchError(f"space {self.name!r}: " + "; ".join(parts))
+        items = []
+        for c in self.choices:
+            value = values[c.name]
+            items.append((c.name, c.values[c.index(_plain(value))]))
+        return self._make(tuple(items))
+
+    def _make(self, items: tuple[tuple[str, Value], ...]) -> ArchConfig:
+        values = dict(items)
+        active = {n: v for n, v in items if self.is_active(values, n)}
+        digest = hashlib.sha1(json.dumps(active, sort_keys=True).encode()).hexdigest()[:12]
+        return ArchConfig(self.name, items, digest)
+
+    def validate(self, arch: ArchConfig | Mapping[str, Any]) -> None:
+        """Raise :class:`InvalidArchError` unless ``arch`` belongs to this space."""
+        if isinstance(arch, ArchConfig) and arch.space != self.name:
+            raise InvalidArchError(
+                f"architecture belongs to space {arch.space!r}, not {self.name!r}"
+            )
+        self.arch(arch.to_dict() if isinstance(arch, ArchConfig) else arch)
+
+    def from_json(self, text: str | Mapping[str, Any]) -> ArchConfig:
+        """Read :meth:`ArchConfig.to_json` output (text or parsed dict) back."""
+        try:
+            data = json.loads(text) if isinstance(text, str) else dict(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidArchError(f"architecture JSON does not parse: {exc}") from None
+        if not isinstance(data, dict):
+            raise InvalidArchError("architecture JSON must be an object")
+        if "arch" in data:
+            if data.get("space", self.name) != self.name:
+                raise InvalidArchError(
+                    f"architecture JSON is for space {data.get('space')!r}, not {self.name!r}"
+                )
+            data = data["arch"]
+        return self.arch(data)
+
+    def from_indices(self, row: Sequence[int]) -> ArchConfig:
+        """The architecture whose dimension ``i`` takes ``values[row[i]]``."""
+        if len(row) != len(self.choices):
+            raise InvalidArchError(
+                f"space {self.name!r} has {len(self.choices)} dimensions, got {len(row)} indices"
+            )
+        try:
+            items = tuple((c.name, c.values[int(i)]) for c, i in zip(self.choices, row))
+        except IndexError:
+            raise InvalidArchError(f"an index is out of range for space {self.name!r}") from None
+        return self._make(items)
+
+    def largest(self) -> ArchConfig:
+        """Every dimension at its last (largest) value."""
+        return self.from_indices([len(c.values) - 1 for c in self.choices])
+
+    def smallest(self) -> ArchConfig:
+        """Every dimension at its first (smallest) value."""
+        return self.from_indices([0] * len(self.choices))
+
+    # ----------------------------------------------------------------- random operators
+    def sample(self, rng: np.random.Generator) -> ArchConfig:
+        """A uniformly random value per dimension."""
+        return self.from_indices([rng.integers(len(c.values)) for c in self.choices])
+
+    def sample_many(self, n: int, rng: np.random.Generator) -> list[ArchConfig]:
+        """``n`` random architectures, drawn in one vectorised call."""
+        sizes = np.array([len(c.values) for c in self.choices])
+        rows = (rng.random((n, len(sizes))) * sizes).astype(np.int64)
+        return [self.from_indices(row) for row in rows]
+
+    def mutate(self, arch: ArchConfig, rng: np.random.Generator, prob: float = 0.1) -> ArchConfig:
+        """Resample each dimension with probability ``prob``."""
+        row = self.indices([arch], fill_inactive=False)[0]
+        for i, c in enumerate(self.choices):
+            if rng.random() < prob:
+                row[i] = rng.integers(len(c.values))
+        return self.from_indices(row)
+
+    def crossover(
+        self, a: ArchConfig, b: ArchConfig, rng: np.random.Generator
+    ) -> ArchConfig:
+        """Each dimension from ``a`` or ``b`` with equal probability."""
+        rows = self.indices([a, b], fill_inactive=False)
+        pick = rng.random(len(self.choices)) < 0.5
+        return self.from_indices(np.where(pick, rows[0], rows[1]))
+
+    def neighbours(self, arch: ArchConfig) -> list[ArchConfig]:
+        """Every architecture that differs from ``arch`` in one active dimension."""
+        row = self.indices([arch], fill_inactive=False)[0]
+        out = []
+        for i, c in enumerate(self.choices):
+            if not self.is_active(arch, c.name):
+                continue
+            for j in range(len(c.values)):
+                if j != row[i]:
+                    other = row.copy()
+                    other[i] = j
+                    out.append(self.from_indices(other))
+        return out
+
+    # ----------------------------------------------------------------- encoding
+    def indices(self, archs: Sequence[ArchConfig], *, fill_inactive: bool = True) -> np.ndarray:
+        """Integer matrix (n, dims) of value positions; inactive ones are -1 if ``fill_inactive``."""
+        out = np.empty((len(archs), len(self.choices)), dtype=np.int64)
+        conditional = [
+            (i, self.names.index(c.when.dim), c.when.at_least)
+            for i, c in enumerate(self.choices)
+            if c.when is not None
+        ]
+        for r, arch in enumerate(archs):
+            for i, ((_, value), lookup) in enumerate(zip(arch.items, self._value_index)):
+                out[r, i] = lookup[value]
+        if fill_inactive and conditional and len(archs):
+            for i, parent, at_least in conditional:
+                parent_values = np.asarray(self.choices[parent].values)[out[:, parent]]
+                out[parent_values < at_least, i] = -1
+        return out
+
+    def encode(self, archs: Sequence[ArchConfig], encoding: Encoding = "onehot") -> np.ndarray:
+        """Float matrix, one row per architecture; inactive dimensions are zero.
+
+        ``onehot``: one column per (dimension, value). ``ordinal``: one column per dimension,
+        the value's position scaled to (0, 1] (zero when inactive).
+        """
+        idx = self.indices(archs)
+        n = len(archs)
+        if encoding == "ordinal":
+            sizes = np.array([len(c.values) for c in self.choices], dtype=np.float64)
+            return np.where(idx >= 0, (idx + 1) / sizes, 0.0)
+        if encoding != "onehot":
+            raise ValueError(f"encoding must be 'onehot' or 'ordinal', got {encoding!r}")
+        out = np.zeros((n, int(self._offsets[-1])), dtype=np.float64)
+        rows, cols = np.nonzero(idx >= 0)
+        out[rows, self._offsets[cols] + idx[rows, cols]] = 1.0
+        return out
+
+    def encoding_names(self) -> list[str]:
+        """Column names of the one-hot encoding: ``<dim>=<value>``."""
+        return [f"{c.name}={v}" for c in self.choices for v in c.values]
+
+    # ----------------------------------------------------------------- foreign formats
+    def from_ofa(self, config: Mapping[str, Any]) -> ArchConfig:
+        """Convert Once-for-All's dict format; spaces without one raise."""
+        raise InvalidArchError(f"space {self.name!r} has no Once-for-All dict format")
+
+    def to_ofa(self, arch: ArchConfig) -> dict[str, Any]:
+        """Convert to Once-for-All's dict format; spaces without one raise."""
+        raise InvalidArchError(f"space {self.name!r} has no Once-for-All dict format")
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars compare like Python ones but do not hash into JSON; unwrap them."""
+    return value.item() if isinstance(value, np.generic) else value

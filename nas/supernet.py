@@ -1,0 +1,88 @@
+"""The weight-shared supernet: one network whose active subnet is chosen by an ArchConfig.
+
+Concrete supernets (``search_spaces/``) subclass :class:`Supernet` and implement
+:meth:`Supernet._activate` (push the arch's choices into the elastic layers) and
+:meth:`Supernet._build_static` (a plain ``nn.Module`` with the active weights copied).
+
+Example:
+    >>> supernet = nas.create_supernet("tiny", num_classes=10)
+    >>> arch = supernet.sample_active(np.random.default_rng(0))
+    >>> y = supernet(torch.randn(2, 3, arch["resolution"], arch["resolution"]))
+    >>> model = supernet.extract(arch)      # same function, no nas.elastic inside
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+from torch import nn
+
+from nas.space import ArchConfig, SearchSpace
+
+
+class Supernet(nn.Module, ABC):
+    """Base class of weight-shared supernets.
+
+    Args:
+        space: the search space whose architectures this network realises.
+        num_classes: size of the classifier output.
+    """
+
+    def __init__(self, space: SearchSpace, num_classes: int) -> None:
+        super().__init__()
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        self.space = space
+        self.num_classes = num_classes
+        self._active: ArchConfig | None = None
+
+    @property
+    def active(self) -> ArchConfig:
+        """The active architecture (the largest until :meth:`set_active` is called)."""
+        if self._active is None:
+            self.set_active(self.space.largest())
+        assert self._active is not None
+        return self._active
+
+    def set_active(self, arch: ArchConfig) -> None:
+        """Make ``arch`` the subnet that ``forward`` computes.
+
+        Raises:
+            InvalidArchError: ``arch`` is not an architecture of this supernet's space.
+        """
+        self.space.validate(arch)
+        self._activate(arch)
+        self._active = arch
+
+    def sample_active(self, rng: np.random.Generator) -> ArchConfig:
+        """Activate a uniformly random architecture and return it."""
+        arch = self.space.sample(rng)
+        self.set_active(arch)
+        return arch
+
+    def extract(self, arch: ArchConfig | None = None) -> nn.Module:
+        """A standalone ``nn.Module`` computing ``arch`` (default: the active one).
+
+        Weights (and BN statistics) are copied, so training the result leaves the supernet
+        untouched. The result is in the supernet's train/eval mode and on its device.
+        """
+        target = self.active if arch is None else arch
+        self.space.validate(target)
+        previous = self._active
+        self._activate(target)
+        try:
+            model = self._build_static(target)
+        finally:
+            if previous is not None:
+                self._activate(previous)
+        model.train(self.training)
+        return model
+
+    @abstractmethod
+    def _activate(self, arch: ArchConfig) -> None:
+        """Configure the elastic layers for ``arch`` (already validated)."""
+
+    @abstractmethod
+    def _build_static(self, arch: ArchConfig) -> nn.Module:
+        """A static copy of the active subnet (``arch`` is active when this is called)."""

@@ -1,0 +1,1 @@
+"""Accuracy and latency predictors behind one interface (see ``predictors.base``)."""
