@@ -80,7 +80,8 @@ class RunDir:
             return cls.open(path, space)
         for sub in SUBDIRS:
             (path / sub).mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path / "space.json", {"fingerprint": space.fingerprint(), **space.to_spec()})
+        spec = {"fingerprint": space.fingerprint(), **space.to_spec()}
+        atomic_write_json(path / "space.json", spec)
         atomic_write_json(path / "run.json", {"space": space.name, **info})
         return cls(path, space)
 

@@ -107,6 +107,8 @@ class ArchConfig:
     space: str
     items: tuple[tuple[str, Value], ...]
     key: str = field(compare=False, repr=False)
+    positions: tuple[int, ...] = field(compare=False, repr=False)
+    """Index of each value among its dimension's allowed values (for fast encoding)."""
 
     def __getitem__(self, name: str) -> Value:
         for dim, value in self.items:
@@ -162,7 +164,25 @@ class SearchSpace:
             if c.when is not None and c.when.dim not in self._by_name:
                 raise ValueError(f"{c.name} depends on unknown dimension {c.when.dim!r}")
         self._offsets = np.cumsum([0] + [len(c.values) for c in self.choices])
-        self._value_index = [{v: i for i, v in enumerate(c.values)} for c in self.choices]
+        self._sizes = np.array([len(c.values) for c in self.choices], dtype=np.int64)
+        names = [c.name for c in self.choices]
+        # (dimension, parent dimension, smallest parent position that activates it)
+        self._conditional = [
+            (
+                i,
+                names.index(c.when.dim),
+                next(
+                    (
+                        j
+                        for j, v in enumerate(self._by_name[c.when.dim].values)
+                        if _at_least(v, c.when.at_least)
+                    ),
+                    len(self._by_name[c.when.dim].values),
+                ),
+            )
+            for i, c in enumerate(self.choices)
+            if c.when is not None
+        ]
 
     # ----------------------------------------------------------------- introspection
     @property
@@ -199,25 +219,25 @@ class SearchSpace:
             "meta": self.meta,
         }
 
-    def is_active(self, arch: Mapping[str, Any], name: str) -> bool:
+    def is_active(self, arch: Mapping[str, Any] | ArchConfig, name: str) -> bool:
         """Whether dimension ``name`` changes the network of ``arch``."""
         when = self._by_name[name].when
-        return when is None or arch[when.dim] >= when.at_least
+        return when is None or _at_least(arch[when.dim], when.at_least)
 
     def size(self) -> int:
         """The number of distinct networks (inactive dimensions do not count)."""
-        parents = {c.when.dim for c in self.choices if c.when is not None}
+        children: dict[int, list[tuple[int, int]]] = {}
+        for i, parent, first_active in self._conditional:
+            children.setdefault(parent, []).append((i, first_active))
+        conditional = {i for i, _, _ in self._conditional}
         total = 1
-        for c in self.choices:
-            if c.when is not None:
+        for p, c in enumerate(self.choices):
+            if p in conditional:
                 continue
-            if c.name not in parents:
-                total *= len(c.values)
-                continue
-            children = [d for d in self.choices if d.when is not None and d.when.dim == c.name]
+            kids = children.get(p, [])
             total *= sum(
-                math.prod(len(d.values) for d in children if v >= d.when.at_least)  # type: ignore[union-attr]
-                for v in c.values
+                math.prod(int(self._sizes[i]) for i, first in kids if j >= first)
+                for j in range(len(c.values))
             )
         return total
 
@@ -242,17 +262,44 @@ class SearchSpace:
             if extra:
                 parts.append(f"unknown dimensions {extra[:5]}{'...' if len(extra) > 5 else ''}")
             raise InvalidArchError(f"space {self.name!r}: " + "; ".join(parts))
-        items = []
-        for c in self.choices:
-            value = values[c.name]
-            items.append((c.name, c.values[c.index(_plain(value))]))
-        return self._make(tuple(items))
+        return self._make([c.index(_plain(values[c.name])) for c in self.choices])
 
-    def _make(self, items: tuple[tuple[str, Value], ...]) -> ArchConfig:
-        values = dict(items)
-        active = {n: v for n, v in items if self.is_active(values, n)}
-        digest = hashlib.sha1(json.dumps(active, sort_keys=True).encode()).hexdigest()[:12]
-        return ArchConfig(self.name, items, digest)
+    def _make(self, positions: Sequence[int]) -> ArchConfig:
+        pos = tuple(int(i) for i in positions)
+        items = tuple((c.name, c.values[i]) for c, i in zip(self.choices, pos))
+        masked = list(pos)
+        for i, parent, first_active in self._conditional:
+            if pos[parent] < first_active:
+                masked[i] = -1
+        return ArchConfig(self.name, items, _digest(masked), pos)
+
+    def from_index_matrix(self, rows: np.ndarray) -> list[ArchConfig]:
+        """Many architectures from an integer matrix (n, dims) of value positions, vectorised."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.ndim != 2 or rows.shape[1] != len(self.choices):
+            raise InvalidArchError(
+                f"space {self.name!r} needs an index matrix of shape (n, {len(self.choices)}), "
+                f"got {rows.shape}"
+            )
+        bad = (rows < 0) | (rows >= self._sizes)
+        if bad.any():
+            r, i = map(int, np.argwhere(bad)[0])
+            raise InvalidArchError(
+                f"{self.choices[i].name}: index {rows[r, i]} is out of range; "
+                f"allowed 0..{self._sizes[i] - 1}"
+            )
+        masked = rows.copy()
+        for i, parent, first_active in self._conditional:
+            masked[rows[:, parent] < first_active, i] = -1
+        names = self.names
+        columns = [
+            np.asarray(c.values, dtype=object)[rows[:, i]] for i, c in enumerate(self.choices)
+        ]
+        packed = (masked + 1).astype(np.uint8)
+        return [
+            ArchConfig(self.name, tuple(zip(names, vals)), _hash(key_bytes), tuple(row))
+            for row, vals, key_bytes in zip(rows.tolist(), zip(*columns), packed)
+        ]
 
     def validate(self, arch: ArchConfig | Mapping[str, Any]) -> None:
         """Raise :class:`InvalidArchError` unless ``arch`` belongs to this space."""
@@ -284,11 +331,12 @@ class SearchSpace:
             raise InvalidArchError(
                 f"space {self.name!r} has {len(self.choices)} dimensions, got {len(row)} indices"
             )
-        try:
-            items = tuple((c.name, c.values[int(i)]) for c, i in zip(self.choices, row))
-        except IndexError:
-            raise InvalidArchError(f"an index is out of range for space {self.name!r}") from None
-        return self._make(items)
+        for c, i in zip(self.choices, row):
+            if not 0 <= i < len(c.values):
+                raise InvalidArchError(
+                    f"{c.name}: index {i} is out of range; allowed 0..{len(c.values) - 1}"
+                )
+        return self._make(row)
 
     def largest(self) -> ArchConfig:
         """Every dimension at its last (largest) value."""
@@ -301,13 +349,12 @@ class SearchSpace:
     # ----------------------------------------------------------------- random operators
     def sample(self, rng: np.random.Generator) -> ArchConfig:
         """A uniformly random value per dimension."""
-        return self.from_indices([rng.integers(len(c.values)) for c in self.choices])
+        return self.from_indices([int(rng.integers(len(c.values))) for c in self.choices])
 
     def sample_many(self, n: int, rng: np.random.Generator) -> list[ArchConfig]:
         """``n`` random architectures, drawn in one vectorised call."""
-        sizes = np.array([len(c.values) for c in self.choices])
-        rows = (rng.random((n, len(sizes))) * sizes).astype(np.int64)
-        return [self.from_indices(row) for row in rows]
+        rows = (rng.random((n, len(self._sizes))) * self._sizes).astype(np.int64)
+        return self.from_index_matrix(rows)
 
     def mutate(self, arch: ArchConfig, rng: np.random.Generator, prob: float = 0.1) -> ArchConfig:
         """Resample each dimension with probability ``prob``."""
@@ -341,20 +388,15 @@ class SearchSpace:
 
     # ----------------------------------------------------------------- encoding
     def indices(self, archs: Sequence[ArchConfig], *, fill_inactive: bool = True) -> np.ndarray:
-        """Integer matrix (n, dims) of value positions; inactive ones are -1 if ``fill_inactive``."""
-        out = np.empty((len(archs), len(self.choices)), dtype=np.int64)
-        conditional = [
-            (i, self.names.index(c.when.dim), c.when.at_least)
-            for i, c in enumerate(self.choices)
-            if c.when is not None
-        ]
-        for r, arch in enumerate(archs):
-            for i, ((_, value), lookup) in enumerate(zip(arch.items, self._value_index)):
-                out[r, i] = lookup[value]
-        if fill_inactive and conditional and len(archs):
-            for i, parent, at_least in conditional:
-                parent_values = np.asarray(self.choices[parent].values)[out[:, parent]]
-                out[parent_values < at_least, i] = -1
+        """Integer matrix (n, dims) of value positions; inactive ones -1 if ``fill_inactive``."""
+        if any(a.space != self.name for a in archs):
+            raise InvalidArchError(f"an architecture does not belong to space {self.name!r}")
+        out = np.array([a.positions for a in archs], dtype=np.int64).reshape(
+            len(archs), len(self.choices)
+        )
+        if fill_inactive:
+            for i, parent, first_active in self._conditional:
+                out[out[:, parent] < first_active, i] = -1
         return out
 
     def encode(self, archs: Sequence[ArchConfig], encoding: Encoding = "onehot") -> np.ndarray:
@@ -387,6 +429,21 @@ class SearchSpace:
     def to_ofa(self, arch: ArchConfig) -> dict[str, Any]:
         """Convert to Once-for-All's dict format; spaces without one raise."""
         raise InvalidArchError(f"space {self.name!r} has no Once-for-All dict format")
+
+
+def _digest(masked_positions: Sequence[int]) -> str:
+    """The network key: a short hash of the value positions with inactive ones as -1."""
+    return _hash(bytes(p + 1 for p in masked_positions))
+
+
+def _hash(data: bytes | np.ndarray) -> str:
+    return hashlib.blake2b(bytes(data), digest_size=6).hexdigest()
+
+
+def _at_least(value: Value, threshold: float) -> bool:
+    if isinstance(value, str):
+        raise TypeError(f"a condition needs a numeric dimension, got value {value!r}")
+    return value >= threshold
 
 
 def _plain(value: Any) -> Any:

@@ -39,7 +39,9 @@ class NB201Space(SearchSpace):
         values: dict[str, str] = {}
         for to, group in enumerate(groups, start=1):
             if not (group.startswith("|") and group.endswith("|")):
-                raise InvalidArchError(f"NAS-Bench-201 cell {text!r}: group {group!r} must be |...|")
+                raise InvalidArchError(
+                    f"NAS-Bench-201 cell {text!r}: group {group!r} must be |...|"
+                )
             tokens = group[1:-1].split("|")
             if len(tokens) != to:
                 raise InvalidArchError(

@@ -41,7 +41,9 @@ class OFAResNetSpace(SearchSpace):
                 raise InvalidArchError(f"OFA config w[{i}]={v!r}: allowed indices 0, 1, 2")
         for i, v in enumerate(d):
             if v not in DEPTH_DELTAS:
-                raise InvalidArchError(f"OFA config d[{i}]={v!r}: allowed values {list(DEPTH_DELTAS)}")
+                raise InvalidArchError(
+                    f"OFA config d[{i}]={v!r}: allowed values {list(DEPTH_DELTAS)}"
+                )
         values: dict[str, Any] = {
             "stem.depth": 3 if d[0] == max(DEPTH_DELTAS) else 2,
             "stem.mid_width": WIDTHS[w[0]],

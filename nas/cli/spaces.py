@@ -25,7 +25,12 @@ def run(args: argparse.Namespace) -> int:
     for name, description in REGISTRY.describe().items():
         space = create_space(name)
         rows.append(
-            {"name": name, "dims": len(space.choices), "size": space.size(), "description": description}
+            {
+                "name": name,
+                "dims": len(space.choices),
+                "size": space.size(),
+                "description": description,
+            }
         )
     if args.json:
         print(json.dumps(rows, indent=2))
