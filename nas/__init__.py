@@ -16,6 +16,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from nas.registry import create_space, create_supernet, list_spaces, register_space
+
+# Imported eagerly: the subpackage ``nas.search`` would otherwise shadow the function
+# ``nas.search`` once anything imports it. It needs neither torch nor ray.
+from nas.search import SearchResult, search
 from nas.space import ArchConfig, Choice, InvalidArchError, SearchSpace, choice, stage
 
 __version__ = "0.1.0"
@@ -34,8 +38,6 @@ _LAZY: dict[str, str] = {
     "load_profile": "nas.hardware",
     "list_profiles": "nas.hardware",
     "measure_latency": "nas.hardware",
-    "search": "nas.search",
-    "SearchResult": "nas.search",
     "search_devices": "nas.distributed",
 }
 
@@ -43,12 +45,14 @@ __all__ = [
     "ArchConfig",
     "Choice",
     "InvalidArchError",
+    "SearchResult",
     "SearchSpace",
     "choice",
     "create_space",
     "create_supernet",
     "list_spaces",
     "register_space",
+    "search",
     "stage",
     *_LAZY,
 ]

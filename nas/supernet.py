@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -27,15 +28,22 @@ class Supernet(nn.Module, ABC):
     Args:
         space: the search space whose architectures this network realises.
         num_classes: size of the classifier output.
+        **options: size options of the skeleton that are not part of the search space (e.g.
+            NAS-Bench-201's ``channels``); recorded so exports can rebuild the same network.
     """
 
-    def __init__(self, space: SearchSpace, num_classes: int) -> None:
+    def __init__(self, space: SearchSpace, num_classes: int, **options: Any) -> None:
         super().__init__()
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
         self.space = space
         self.num_classes = num_classes
+        self.options: dict[str, Any] = dict(options)
         self._active: ArchConfig | None = None
+
+    def build_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``nas.create_supernet`` that rebuild this network."""
+        return {"num_classes": self.num_classes, **self.options}
 
     @property
     def active(self) -> ArchConfig:

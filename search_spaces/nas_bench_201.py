@@ -7,6 +7,8 @@ Reference: Dong & Yang, "NAS-Bench-201", ICLR 2020.
 
 from __future__ import annotations
 
+from typing import Any
+
 from nas.space import ArchConfig, InvalidArchError, SearchSpace, choice
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -71,3 +73,17 @@ def make_space() -> NB201Space:
     dims = [choice(edge_name(to, frm), OPS) for to, frm in EDGES]
     meta = {"family": "nb201", "channels": 16, "cells_per_stage": 5, "resolution": 32}
     return NB201Space("nb201", dims, meta)
+
+
+def make_supernet(space: SearchSpace, **kwargs: Any) -> Any:
+    """The NAS-Bench-201 weight-sharing supernet (imports torch only when called)."""
+    from search_spaces.nb201_net import NB201Supernet
+
+    return NB201Supernet(space, **kwargs)
+
+
+def layers(space: SearchSpace, arch: ArchConfig, num_classes: int = 10) -> list[Any]:
+    """The layers (``nas.layers.LayerSpec``) of ``arch``, for counting and lookup tables."""
+    from search_spaces.nb201_layers import layer_specs
+
+    return layer_specs(space, arch, num_classes)

@@ -77,3 +77,17 @@ def make_space(width_mult: float = 1.0) -> OFAMobileNetV3Space:
         "last_channel": 1280,
     }
     return OFAMobileNetV3Space(f"ofa_mbv3_w{width_mult}", dims, meta)
+
+
+def make_supernet(space: SearchSpace, **kwargs: Any) -> Any:
+    """The MobileNetV3-family supernet of ``space`` (imports torch only when called)."""
+    from search_spaces.mobilenet_v3_net import MobileNetV3Supernet
+
+    return MobileNetV3Supernet(space, **kwargs)
+
+
+def layers(space: SearchSpace, arch: ArchConfig, num_classes: int = 1000) -> list[Any]:
+    """The layers (``nas.layers.LayerSpec``) of ``arch``, for counting and lookup tables."""
+    from search_spaces.mobilenet_v3_net import layer_specs
+
+    return layer_specs(space, arch, num_classes)

@@ -95,3 +95,17 @@ def make_space() -> OFAResNetSpace:
         "downsample": "avgpool_conv",
     }
     return OFAResNetSpace("ofa_resnet50", dims, meta)
+
+
+def make_supernet(space: SearchSpace, **kwargs: Any) -> Any:
+    """The OFA-ResNet50 supernet (imports torch only when called)."""
+    from search_spaces.resnet_net import OFAResNetSupernet
+
+    return OFAResNetSupernet(space, **kwargs)
+
+
+def layers(space: SearchSpace, arch: ArchConfig, num_classes: int = 1000) -> list[Any]:
+    """The layers (``nas.layers.LayerSpec``) of ``arch``, for counting and lookup tables."""
+    from search_spaces.resnet_layers import layer_specs
+
+    return layer_specs(space, arch, num_classes)

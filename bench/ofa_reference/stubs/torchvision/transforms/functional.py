@@ -1,0 +1,5 @@
+"""Stub ``torchvision.transforms.functional``."""
+
+from torchvision._stub import unavailable
+
+crop = pad = resize = resized_crop = hflip = to_tensor = normalize = unavailable

@@ -1,0 +1,81 @@
+"""Parameter and MAC counts of architectures, from their layer descriptions.
+
+The counts sum the :class:`nas.layers.LayerSpec` list that the space's registered ``layers``
+function returns, so they need no network and no torch. MACs are multiply-accumulates (not
+FLOPs), counted as DyNAS-T/fvcore count them (see :mod:`nas.layers`).
+
+Example:
+    >>> space = nas.create_space("ofa_mbv3_w1.0")
+    >>> nas.count(space, space.largest(), num_classes=1000)
+    {'params': 7664760, 'macs': 566170656}
+    >>> rows = count_many(space, space.sample_many(10_000, rng))   # cached per layer
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from nas.layers import LayerSpec
+from nas.registry import REGISTRY
+from nas.space import ArchConfig, SearchSpace
+
+Counts = dict[str, int]
+
+
+def _layers_function(space: SearchSpace) -> Callable[..., list[Any]]:
+    layers = REGISTRY.entry(space.name).layers
+    if layers is None:
+        raise ValueError(f"search space {space.name!r} registers no layers function to count")
+    return layers
+
+
+def _check_classes(num_classes: int) -> None:
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+
+
+def count(space: SearchSpace, arch: ArchConfig, num_classes: int = 1000) -> Counts:
+    """``{"params": int, "macs": int}`` of ``arch`` with a ``num_classes``-way classifier.
+
+    Raises:
+        InvalidArchError: ``arch`` is not an architecture of ``space``.
+        ValueError: the space has no layers function, or ``num_classes`` is not positive.
+    """
+    _check_classes(num_classes)
+    space.validate(arch)
+    specs = _layers_function(space)(space, arch, num_classes)
+    return {
+        "params": sum(s.params() for s in specs),
+        "macs": sum(s.macs() for s in specs),
+    }
+
+
+def count_many(
+    space: SearchSpace, archs: Sequence[ArchConfig], num_classes: int = 1000
+) -> list[Counts]:
+    """:func:`count` of every arch, caching each distinct layer's counts.
+
+    Architectures that share a network (same ``key``) are counted once; layers that recur
+    across architectures are counted once. 10,000 OFA-MobileNetV3 archs take about a second.
+    """
+    _check_classes(num_classes)
+    layers = _layers_function(space)
+    per_layer: dict[LayerSpec, tuple[int, int]] = {}
+    per_arch: dict[str, Counts] = {}
+    out = []
+    for arch in archs:
+        if not isinstance(arch, ArchConfig) or arch.space != space.name:
+            space.validate(arch)  # raises; ArchConfigs of this space are valid by construction
+        known = per_arch.get(arch.key)
+        if known is None:
+            params = macs = 0
+            for spec in layers(space, arch, num_classes):
+                counts = per_layer.get(spec)
+                if counts is None:
+                    counts = per_layer[spec] = (spec.params(), spec.macs())
+                params += counts[0]
+                macs += counts[1]
+            known = per_arch[arch.key] = {"params": params, "macs": macs}
+        out.append(dict(known))
+    return out
