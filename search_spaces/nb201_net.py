@@ -20,6 +20,7 @@ import copy
 from typing import cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nas.space import ArchConfig, SearchSpace
@@ -45,6 +46,23 @@ class Zero(nn.Module):
         return x.mul(0.0)
 
 
+class AvgPool3x3(nn.Module):
+    """3x3 average pooling, stride 1, padding 1, padding not counted (NAS-Bench-201's op).
+
+    Computed as a depthwise convolution with a box kernel divided by the count of valid
+    pixels: the same function as ``nn.AvgPool2d(3, 1, 1, count_include_pad=False)``, but
+    ~8x faster forward+backward on CPU, where torch's ``avg_pool2d`` kernels are slow.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = x.shape[1]
+        box = torch.ones(channels, 1, 3, 3, dtype=x.dtype, device=x.device)
+        total = F.conv2d(x, box, padding=1, groups=channels)
+        ones = torch.ones(1, 1, *x.shape[2:], dtype=x.dtype, device=x.device)
+        count = F.conv2d(ones, box[:1], padding=1)
+        return total / count
+
+
 def make_op(name: str, channels: int) -> nn.Module:
     """A fresh cell operation ``name`` (one of :data:`OPS`) on ``channels`` channels."""
     if name == "none":
@@ -56,7 +74,7 @@ def make_op(name: str, channels: int) -> nn.Module:
     if name == "nor_conv_3x3":
         return ReLUConvBN(channels, channels, 3, 1)
     if name == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        return AvgPool3x3()
     raise ValueError(f"NAS-Bench-201 operation {name!r} is unknown; allowed: {list(OPS)}")
 
 

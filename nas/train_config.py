@@ -1,0 +1,227 @@
+"""Supernet training configuration: :class:`TrainConfig`, progressive-shrinking :class:`Phase`\\s.
+
+Two schedules share one loop (``nas.train``):
+
+* ``sandwich`` (BigNAS/AttentiveNAS): every step trains the largest subnet, ``num_random``
+  random ones and the smallest, accumulating their gradients into one optimizer step; the
+  largest's predictions are the soft targets of the others (in-place distillation).
+* ``progressive`` (Once-for-All): phases that make more dimensions elastic, each with its own
+  epochs and learning rate — the full network first, then elastic kernel, depth and expand —
+  with distillation from a frozen copy of the full network after the first phase.
+
+Example:
+    >>> config = TrainConfig(schedule="progressive", epochs=8, lr=0.05)
+    >>> [p.name for p in config.resolved_phases()]
+    ['full', 'kernel', 'depth', 'expand']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nas.space import ArchConfig, SearchSpace
+
+SCHEDULES = ("sandwich", "progressive")
+OPTIMIZERS = ("sgd", "adamw")
+ELASTIC_KINDS = ("resolution", "kernel", "depth", "expand")
+# fields that may change on --resume without changing what is computed
+RESUMABLE_CHANGES = ("device", "checkpoint_every", "eval_bn_batches", "eval_max_batches")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Phase:
+    """One phase of progressive shrinking.
+
+    Args:
+        name: shown in logs and history (``full``, ``kernel``...).
+        elastic: kinds of dimensions sampled in this phase (the last component of a dimension's
+            dotted name: ``kernel``, ``depth``, ``expand``, or ``resolution``); all others stay
+            at their largest value.
+        epochs: epochs of this phase.
+        lr: peak learning rate of this phase (cosine decay within the phase).
+        subnets_per_step: random subnets whose gradients each step accumulates.
+        distill: distil from the frozen full network (taken when the first such phase starts).
+    """
+
+    name: str
+    elastic: tuple[str, ...]
+    epochs: int
+    lr: float
+    subnets_per_step: int = 1
+    distill: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(
+                f"phase {self.name!r}: epochs must be a positive int, got {self.epochs!r}"
+            )
+        if not self.lr > 0:
+            raise ValueError(f"phase {self.name!r}: lr must be > 0, got {self.lr!r}")
+        if not isinstance(self.subnets_per_step, int) or self.subnets_per_step < 1:
+            raise ValueError(f"phase {self.name!r}: subnets_per_step must be a positive int")
+        object.__setattr__(self, "elastic", tuple(self.elastic))
+
+    def sample(self, space: SearchSpace, rng: np.random.Generator) -> ArchConfig:
+        """A random architecture whose non-elastic dimensions are at their largest value."""
+        row = [
+            int(rng.integers(len(c.values)))
+            if dim_kind(c.name) in self.elastic
+            else len(c.values) - 1
+            for c in space.choices
+        ]
+        return space.from_indices(row)
+
+
+def dim_kind(name: str) -> str:
+    """The kind of a dimension: the last part of its dotted name (``s2.b0.kernel`` → ``kernel``)."""
+    return name.rsplit(".", 1)[-1]
+
+
+def default_phases(epochs: int, lr: float) -> tuple[Phase, ...]:
+    """Once-for-All's order, ``epochs`` split over four phases (the full network gets the rest).
+
+    Later phases fine-tune at a lower rate, as in OFA (about a third of the first).
+    """
+    if epochs < 4:
+        raise ValueError(
+            f"epochs must be >= 4 for the progressive schedule's 4 phases, got {epochs}"
+        )
+    each = epochs // 4
+    full = epochs - 3 * each
+    return (
+        Phase(name="full", elastic=("resolution",), epochs=full, lr=lr, distill=False),
+        Phase(name="kernel", elastic=("resolution", "kernel"), epochs=each, lr=lr / 3),
+        Phase(
+            name="depth",
+            elastic=("resolution", "kernel", "depth"),
+            epochs=each,
+            lr=lr / 3,
+            subnets_per_step=2,
+        ),
+        Phase(name="expand", elastic=ELASTIC_KINDS, epochs=each, lr=lr / 3, subnets_per_step=2),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """How to train a supernet.
+
+    Args:
+        schedule: ``sandwich`` or ``progressive``.
+        epochs: total epochs (``progressive``: split by :func:`default_phases` unless
+            ``phases`` is given, in which case the phases' epochs count).
+        batch_size: images per step (per worker when data-parallel).
+        lr: peak learning rate (``sandwich``; default phases scale from it).
+        optimizer: ``sgd`` (Nesterov momentum) or ``adamw``.
+        momentum: SGD momentum.
+        weight_decay: applied to weights only, never to norms or biases.
+        warmup_epochs: linear warm-up of the first phase, then cosine decay to zero.
+        label_smoothing: of the cross-entropy on the true labels.
+        num_random: random subnets per sandwich step (between the largest and the smallest).
+        kd_ratio: weight of the distillation loss (soft cross-entropy to the teacher).
+        kd_temperature: softmax temperature of distillation.
+        phases: explicit progressive phases.
+        seed: seeds the initial weights' successors: data order and subnet sampling.
+        device: ``cpu``, ``cuda`` or ``cuda:N`` (chosen explicitly, never guessed).
+        amp: mixed precision (float16 + loss scaling on CUDA, bfloat16 on CPU).
+        checkpoint_every: write a checkpoint every this many steps (and at each epoch end).
+        eval_bn_batches: BN recalibration batches for each end-of-epoch evaluation.
+        eval_max_batches: validation batches per end-of-epoch evaluation (``None``: all).
+        grad_clip: clip the gradient norm to this value (``None``: no clipping).
+    """
+
+    schedule: str = "sandwich"
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 0.05
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 3e-5
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    num_random: int = 2
+    kd_ratio: float = 1.0
+    kd_temperature: float = 1.0
+    phases: tuple[Phase, ...] | None = None
+    seed: int = 0
+    device: str = "cpu"
+    amp: bool = False
+    checkpoint_every: int = 200
+    eval_bn_batches: int = 10
+    eval_max_batches: int | None = None
+    grad_clip: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
+        for name in ("epochs", "batch_size", "checkpoint_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in ("num_random", "eval_bn_batches"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        for name in ("lr",):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("weight_decay", "warmup_epochs", "kd_ratio", "momentum"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if not self.kd_temperature > 0:
+            raise ValueError(f"kd_temperature must be > 0, got {self.kd_temperature!r}")
+        if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if self.phases is not None:
+            if self.schedule != "progressive":
+                raise ValueError("phases are only used by schedule='progressive'")
+            object.__setattr__(self, "phases", tuple(self.phases))
+        self.resolved_phases()  # validates the progressive split
+
+    def resolved_phases(self) -> tuple[Phase, ...]:
+        """The phases this config trains (``sandwich``: one phase, every dimension elastic)."""
+        if self.schedule == "sandwich":
+            return (Phase(name="sandwich", elastic=(), epochs=self.epochs, lr=self.lr),)
+        if self.phases is not None:
+            return self.phases
+        return default_phases(self.epochs, self.lr)
+
+    def total_epochs(self) -> int:
+        """Epochs over all phases."""
+        return sum(p.epochs for p in self.resolved_phases())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (``supernet/config.json``); :meth:`from_dict` reads it back."""
+        out = dataclasses.asdict(self)
+        if self.phases is not None:
+            out["phases"] = [
+                {**dataclasses.asdict(p), "elastic": list(p.elastic)} for p in self.phases
+            ]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """The config of :meth:`to_dict`'s output; unknown keys raise ``ValueError``."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}; allowed: {sorted(known)}")
+        values = dict(data)
+        if values.get("phases") is not None:
+            values["phases"] = tuple(
+                Phase(**{**p, "elastic": tuple(p["elastic"])}) for p in values["phases"]
+            )
+        return cls(**values)
+
+    def differences(self, other: TrainConfig) -> list[str]:
+        """Fields (other than :data:`RESUMABLE_CHANGES`) whose values differ."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs[k]]
