@@ -30,8 +30,13 @@ from nas.space import ArchConfig, SearchSpace
 log = logging.getLogger(__name__)
 
 
-def arch_resolution(space: SearchSpace, arch: ArchConfig | None) -> int | None:
-    """The input resolution of ``arch``: its ``resolution`` dimension, else the space's meta."""
+def arch_resolution(
+    space: SearchSpace, arch: ArchConfig | None, supernet: Any = None
+) -> int | None:
+    """The input resolution of ``arch``: its ``resolution`` dimension, else the supernet's
+    (:meth:`nas.supernet.Supernet.input_resolution`), else the space's meta."""
+    if supernet is not None and arch is not None and hasattr(supernet, "input_resolution"):
+        return supernet.input_resolution(arch)  # type: ignore[no-any-return]
     if arch is not None and "resolution" in space.names:
         return int(arch["resolution"])
     value = space.meta.get("resolution")
@@ -208,7 +213,7 @@ def evaluate(
     try:
         for arch in archs:
             supernet.set_active(arch)
-            res = arch_resolution(space, arch)
+            res = arch_resolution(space, arch, supernet)
             if n_bn_batches:
                 recalibrate_bn(
                     supernet,

@@ -210,7 +210,7 @@ def load_subnet(out_dir: str | Path, *, format: LoadFormat = "torch") -> Any:
 
 
 def _example_input(supernet: Supernet, arch: ArchConfig) -> torch.Tensor:
-    resolution = arch.get("resolution", supernet.space.meta.get("resolution"))
+    resolution = supernet.input_resolution(arch)
     if not isinstance(resolution, int):
         raise ValueError(
             f"space {supernet.space.name!r} has no 'resolution' dimension or meta; "

@@ -1,8 +1,9 @@
 """Run reports: one HTML page (self-contained) and one Markdown file per run directory.
 
 The report reads what the steps wrote: ``search/<profile>/pareto.png`` and ``trials.csv``,
-``exports/<profile>/<arch_key>/metrics.json`` (the chosen subnets) and ``timings.json`` (the
-wall time of each step, when the run was made by ``nas demo``). Nothing is recomputed.
+``exports/<profile>/<arch_key>/metrics.json`` (the chosen subnets), ``timings.json`` (the
+wall time of each step, when the run was made by ``nas demo``) and ``report_notes.json`` (a
+list of paragraphs explaining the run, optional). Nothing is recomputed.
 
 Example:
     >>> html_path, md_path = write_report("runs/demo-20261122-0400")
@@ -95,12 +96,19 @@ def _plots(run_dir: Path) -> list[tuple[str, Path]]:
     return [(p.parent.name, p) for p in sorted(run_dir.glob("search/*/pareto.png"))]
 
 
+def _notes(run: Path) -> list[str]:
+    path = run / "report_notes.json"
+    return [str(n) for n in read_json(path)] if path.exists() else []
+
+
 def render_markdown(run_dir: str | Path, title: str = "NAS run report") -> str:
     """The Markdown report text of ``run_dir`` (images linked relatively)."""
     run = Path(run_dir)
     table = collect_chosen(run)
     cols = table.columns()
-    parts = [f"# {title}", "", f"Run directory: `{run}`", "", "## Chosen subnets", ""]
+    parts = [f"# {title}", "", f"Run directory: `{run}`", ""]
+    parts += [f"{note}\n" for note in _notes(run)]
+    parts += ["## Chosen subnets", ""]
     if table.rows:
         parts.append(
             _markdown_table(
@@ -136,7 +144,9 @@ def render_html(run_dir: str | Path, title: str = "NAS run report") -> str:
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
-        f"<p>Run directory: <code>{html.escape(str(run))}</code></p><h2>Chosen subnets</h2>",
+        f"<p>Run directory: <code>{html.escape(str(run))}</code></p>",
+        *(f"<p>{html.escape(note)}</p>" for note in _notes(run)),
+        "<h2>Chosen subnets</h2>",
     ]
     if table.rows:
         parts.append(

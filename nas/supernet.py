@@ -41,6 +41,14 @@ class Supernet(nn.Module, ABC):
         self.options: dict[str, Any] = dict(options)
         self._active: ArchConfig | None = None
 
+    def input_resolution(self, arch: ArchConfig) -> int | None:
+        """The input size of ``arch``: its ``resolution`` dimension, else the ``resolution``
+        option or the space's ``meta["resolution"]`` (``None`` when none says)."""
+        if "resolution" in self.space.names:
+            return int(arch["resolution"])
+        value = self.options.get("resolution", self.space.meta.get("resolution"))
+        return None if value is None else int(value)
+
     def build_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``nas.create_supernet`` that rebuild this network."""
         return {"num_classes": self.num_classes, **self.options}

@@ -298,13 +298,13 @@ class TrainLoop:
         soft_targets = None
         if self.teacher is not None and phase.distill:
             with torch.no_grad(), self._autocast():
-                res = arch_resolution(self.space, self.space.largest())
+                res = arch_resolution(self.space, self.space.largest(), self.net)
                 soft_targets = self.teacher(resize(x, res)).detach()
         losses = []
         for i, arch in enumerate(archs):
             self.net.set_active(arch)
             with self._autocast():
-                logits = self.net(resize(x, arch_resolution(self.space, arch)))
+                logits = self.net(resize(x, arch_resolution(self.space, arch, self.net)))
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
                 if soft_targets is not None and config.kd_ratio > 0:
                     loss = loss + config.kd_ratio * soft_cross_entropy(

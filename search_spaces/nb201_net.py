@@ -185,6 +185,8 @@ class NB201Supernet(Supernet):
         num_classes: classifier outputs (10 for CIFAR-10).
         channels: width of the first stage, overriding the benchmark's 16 (a cheaper proxy).
         cells_per_stage: cells per stage, overriding the benchmark's 5.
+        resolution: the input size the network is trained and exported at (default 32; the
+            network itself works at any size).
 
     Example:
         >>> supernet = NB201Supernet(nas.create_space("nb201"), num_classes=10)
@@ -199,12 +201,10 @@ class NB201Supernet(Supernet):
         *,
         channels: int | None = None,
         cells_per_stage: int | None = None,
+        resolution: int | None = None,
     ) -> None:
-        options = {
-            k: v
-            for k, v in {"channels": channels, "cells_per_stage": cells_per_stage}.items()
-            if v is not None
-        }
+        given = {"channels": channels, "cells_per_stage": cells_per_stage, "resolution": resolution}
+        options = {k: v for k, v in given.items() if v is not None}
         for name, value in options.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
