@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 from nas.space import SearchSpace
 
 if TYPE_CHECKING:
-    from torch import nn
+    from nas.supernet import Supernet
 
 SpaceFactory = Callable[[], SearchSpace]
-SupernetFactory = Callable[..., "nn.Module"]
+SupernetFactory = Callable[..., "Supernet"]
 # (space, arch, num_classes) -> the arch's layers, for counting and latency lookup tables
 LayersFunction = Callable[..., list[Any]]
 
@@ -115,7 +115,7 @@ def create_space(name: str) -> SearchSpace:
     return REGISTRY.entry(name).space()
 
 
-def create_supernet(name: str, **kwargs: Any) -> nn.Module:
+def create_supernet(name: str, **kwargs: Any) -> Supernet:
     """A freshly initialised supernet of space ``name`` (``num_classes=...`` etc.)."""
     entry = REGISTRY.entry(name)
     if entry.supernet is None:
