@@ -1,0 +1,48 @@
+"""Hardware profiles, latency measurement and lookup-table building.
+
+``profile``: :class:`HardwareProfile` (JSON files with provenance and per-space latency
+models), :func:`load_profile`, :func:`list_profiles`, :func:`save_profile`. ``measure``:
+:func:`measure_latency`. ``build``: :func:`build_lookup_table` over a space's distinct layers.
+
+Example:
+    >>> import nas
+    >>> profile = nas.load_profile("ofa_mbv3_2080ti_64")
+    >>> stats = nas.measure_latency(model, (1, 3, 224, 224), repeats=20)
+"""
+
+from __future__ import annotations
+
+from nas.hardware.build import (
+    build_lookup_table,
+    covering_archs,
+    distinct_layers,
+    measure_subnets,
+)
+from nas.hardware.measure import LatencyStats, measure_latency
+from nas.hardware.profile import (
+    KINDS,
+    RUNTIMES,
+    HardwareProfile,
+    LatencyModel,
+    Provenance,
+    list_profiles,
+    load_profile,
+    save_profile,
+)
+
+__all__ = [
+    "KINDS",
+    "RUNTIMES",
+    "HardwareProfile",
+    "LatencyModel",
+    "LatencyStats",
+    "Provenance",
+    "build_lookup_table",
+    "covering_archs",
+    "distinct_layers",
+    "list_profiles",
+    "load_profile",
+    "measure_latency",
+    "measure_subnets",
+    "save_profile",
+]

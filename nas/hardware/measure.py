@@ -1,0 +1,195 @@
+"""Timing a model end to end: warm-up, repeats, median and spread; CUDA synchronised.
+
+Example:
+    >>> stats = measure_latency(model, (1, 3, 224, 224), warmup=5, repeats=20)
+    >>> stats.median_ms, stats.iqr_ms
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import nn
+
+MEASURE_RUNTIMES = ("torch", "onnxruntime")
+CLOCKS = ("wall", "thread_cpu")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LatencyStats:
+    """Latency of repeated forward passes, in milliseconds.
+
+    Attributes:
+        median_ms: the median (what lookup tables and profiles store).
+        mean_ms, min_ms: mean and minimum.
+        iqr_ms: inter-quartile range (the spread; robust to a busy machine's outliers).
+        repeats: number of timed runs.
+    """
+
+    median_ms: float
+    mean_ms: float
+    min_ms: float
+    iqr_ms: float
+    repeats: int
+
+    def to_dict(self) -> dict[str, float]:
+        """The fields as a dict."""
+        return {
+            "median_ms": self.median_ms,
+            "mean_ms": self.mean_ms,
+            "min_ms": self.min_ms,
+            "iqr_ms": self.iqr_ms,
+            "repeats": float(self.repeats),
+        }
+
+
+def _stats(times_s: list[float]) -> LatencyStats:
+    ms = sorted(t * 1e3 for t in times_s)
+    if len(ms) >= 4:
+        q = statistics.quantiles(ms, n=4)
+        iqr = q[2] - q[0]
+    else:
+        iqr = ms[-1] - ms[0]
+    return LatencyStats(
+        median_ms=statistics.median(ms),
+        mean_ms=statistics.fmean(ms),
+        min_ms=ms[0],
+        iqr_ms=iqr,
+        repeats=len(ms),
+    )
+
+
+def measure_latency(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    *,
+    runtime: str = "torch",
+    warmup: int = 3,
+    repeats: int = 10,
+    device: str = "cpu",
+    threads: int | None = None,
+    clock: str = "wall",
+) -> LatencyStats:
+    """Time ``model`` on a random input of ``input_shape`` (batch included).
+
+    Args:
+        model: a plain ``nn.Module`` (e.g. ``supernet.extract(arch)`` or ``spec.build()``);
+            it is put in eval mode and, for ``torch``, moved to ``device``.
+        input_shape: e.g. ``(1, 3, 224, 224)``.
+        runtime: ``"torch"`` (eager, ``inference_mode``) or ``"onnxruntime"`` (CPU; the model
+            is exported to ONNX in memory first).
+        warmup: untimed runs first.
+        repeats: timed runs.
+        device: torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``...); CUDA is synchronised
+            around every timed run.
+        threads: CPU threads for the run (torch or onnxruntime); ``None`` keeps the current.
+        clock: ``"wall"`` (default) or ``"thread_cpu"``: the CPU time of the calling thread,
+            for single-threaded torch on a CPU shared with other jobs (time spent preempted
+            does not count, so rankings survive a busy machine).
+
+    Returns:
+        The median, mean, minimum and inter-quartile range in milliseconds.
+
+    Example:
+        >>> measure_latency(spec.build(), spec.input_shape(1), repeats=5).median_ms
+    """
+    if runtime not in MEASURE_RUNTIMES:
+        raise ValueError(f"runtime must be one of {list(MEASURE_RUNTIMES)}, got {runtime!r}")
+    if warmup < 0 or repeats < 1:
+        raise ValueError(f"need warmup >= 0 and repeats >= 1, got {warmup} and {repeats}")
+    if not input_shape or any(int(s) < 1 for s in input_shape):
+        raise ValueError(f"input_shape must be positive sizes, got {input_shape}")
+    if clock not in CLOCKS:
+        raise ValueError(f"clock must be one of {list(CLOCKS)}, got {clock!r}")
+    if clock == "thread_cpu" and (runtime != "torch" or device != "cpu" or threads != 1):
+        raise ValueError(
+            "clock='thread_cpu' needs runtime='torch', device='cpu' and threads=1, got "
+            f"runtime={runtime!r}, device={device!r}, threads={threads!r}"
+        )
+    if runtime == "onnxruntime":
+        return _measure_onnxruntime(model, input_shape, warmup, repeats, threads)
+    timer = time.thread_time if clock == "thread_cpu" else time.perf_counter
+    return _measure_torch(model, input_shape, warmup, repeats, device, threads, timer)
+
+
+def _measure_torch(
+    model: nn.Module,
+    shape: tuple[int, ...],
+    warmup: int,
+    repeats: int,
+    device: str,
+    threads: int | None,
+    timer: Callable[[], float],
+) -> LatencyStats:
+    import torch
+
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    previous_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        model = model.eval().to(dev)
+        x = torch.randn(*shape, device=dev)
+        times = []
+        with torch.inference_mode():
+            for i in range(warmup + repeats):
+                if cuda:
+                    torch.cuda.synchronize(dev)
+                start = timer()
+                model(x)
+                if cuda:
+                    torch.cuda.synchronize(dev)
+                if i >= warmup:
+                    times.append(timer() - start)
+    finally:
+        if threads:
+            torch.set_num_threads(previous_threads)
+    return _stats(times)
+
+
+def _onnx_bytes(model: nn.Module, shape: tuple[int, ...]) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    model = model.eval().cpu()
+    x = torch.randn(*shape)
+    with warnings.catch_warnings():
+        # the TorchScript exporter is deprecated but needs no onnxscript and handles any module
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, (x,), buffer, dynamo=False, input_names=["input"])  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def _measure_onnxruntime(
+    model: nn.Module, shape: tuple[int, ...], warmup: int, repeats: int, threads: int | None
+) -> LatencyStats:
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    session = ort.InferenceSession(
+        _onnx_bytes(model, shape), options, providers=["CPUExecutionProvider"]
+    )
+    name = session.get_inputs()[0].name
+    x: Any = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    times = []
+    for i in range(warmup + repeats):
+        start = time.perf_counter()
+        session.run(None, {name: x})
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return _stats(times)

@@ -1,0 +1,283 @@
+"""Hardware profiles: one JSON file per device setting, with provenance and latency models.
+
+A :class:`HardwareProfile` names a device setting (device, runtime, batch size, threads,
+dtype), says where its numbers come from (:class:`Provenance`) and holds, per search space, a
+:class:`LatencyModel`: a per-layer lookup table (milliseconds keyed by ``LayerSpec.key``)
+and/or the JSON form of a fitted latency predictor, with the score it reached on held-out
+measurements. Profiles are plain JSON (never pickle). The shipped ones live in
+``hardware_profiles/`` at the project root; ``$NAS_PROFILE_PATH`` (``:``-separated folders)
+adds more.
+
+Example:
+    >>> import nas
+    >>> nas.list_profiles()[:2]
+    ['nb201_1080ti_1', 'nb201_1080ti_32']
+    >>> profile = nas.load_profile("nb201_pixel3")
+    >>> profile.latency["nb201"].validation["kendall_tau"]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from nas.rundir import atomic_write_json, read_json
+from nas.space import SearchSpace
+
+KINDS = ("cpu", "gpu", "phone", "accelerator")
+RUNTIMES = ("torch", "onnxruntime", "tflite", "tensorrt", "pytorch-mobile", "other")
+DTYPES = ("float32", "float16", "bfloat16", "int8")
+FORMAT = 1
+PROFILE_DIR = Path(__file__).resolve().parents[2] / "hardware_profiles"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Provenance:
+    """Where a profile's measurements come from.
+
+    Args:
+        source: who measured, and where the data is published (or ``"measured here"``).
+        licence: the licence of the measurements (SPDX id where there is one).
+        notes: anything a reader needs to trust the numbers (machine load, date...).
+    """
+
+    source: str
+    licence: str
+    notes: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LatencyModel:
+    """How a profile predicts the latency (ms) of one space's architectures.
+
+    Args:
+        space: the space's registry name.
+        fingerprint: the space's fingerprint when the model was built.
+        lut: per-layer median latency in ms, keyed by ``LayerSpec.key`` (may be empty).
+        predictor: a fitted predictor in ``predictors.io.predictor_to_json`` form, or ``None``.
+            With a ``lut`` it is the correction applied to the table's sum.
+        validation: scores on measurements the model was not fitted on (``kendall_tau``,
+            ``spearman``, ``rmse``, ``mape``, ``n``).
+        num_classes: classifier width the layers were described with (lookup tables).
+    """
+
+    space: str
+    fingerprint: str = ""
+    lut: Mapping[str, float] = field(default_factory=dict)
+    predictor: Mapping[str, Any] | None = None
+    validation: Mapping[str, float] = field(default_factory=dict)
+    num_classes: int = 1000
+
+    def check_space(self, space: SearchSpace, *, source: str = "") -> None:
+        """Raise ``ValueError`` unless this model was built for ``space``."""
+        where = f"{source}: " if source else ""
+        if self.space != space.name:
+            raise ValueError(
+                f"{where}latency model field 'space' is {self.space!r}, not {space.name!r}"
+            )
+        if self.fingerprint and self.fingerprint != space.fingerprint():
+            raise ValueError(
+                f"{where}latency model for {space.name!r} has fingerprint {self.fingerprint}, "
+                f"but the space's is {space.fingerprint()}: it was built for another version"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class HardwareProfile:
+    """One device setting and its latency models (see module docstring).
+
+    Args:
+        name: file stem and registry name, e.g. ``"nb201_pixel3"``.
+        kind: one of :data:`KINDS`.
+        device: the device in words, e.g. ``"Google Pixel 3 (big core)"``.
+        runtime: one of :data:`RUNTIMES`.
+        batch_size: images per inference.
+        threads: CPU threads (0 when not applicable or unknown).
+        dtype: one of :data:`DTYPES`.
+        provenance: where the numbers come from.
+        latency: space name -> :class:`LatencyModel`.
+    """
+
+    name: str
+    kind: str
+    device: str
+    runtime: str
+    batch_size: int = 1
+    threads: int = 0
+    dtype: str = "float32"
+    provenance: Provenance
+    latency: Mapping[str, LatencyModel] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_choice("kind", self.kind, KINDS)
+        _check_choice("runtime", self.runtime, RUNTIMES)
+        _check_choice("dtype", self.dtype, DTYPES)
+        if not self.name or any(c in self.name for c in "/\\ "):
+            raise ValueError(
+                f"profile field 'name' must be a non-empty file stem, got {self.name!r}"
+            )
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(
+                f"profile field 'batch_size' must be an int >= 1, got {self.batch_size!r}"
+            )
+        if not isinstance(self.threads, int) or self.threads < 0:
+            raise ValueError(f"profile field 'threads' must be an int >= 0, got {self.threads!r}")
+
+    def model_for(self, space: SearchSpace) -> LatencyModel:
+        """The latency model of ``space``; ``ValueError`` naming the spaces it has otherwise."""
+        model = self.latency.get(space.name)
+        if model is None:
+            raise ValueError(
+                f"profile {self.name!r} has no latency model for space {space.name!r}; "
+                f"it has {sorted(self.latency)}"
+            )
+        model.check_space(space, source=f"profile {self.name!r}")
+        return model
+
+    def with_model(self, model: LatencyModel) -> HardwareProfile:
+        """A copy with ``model`` added (replacing the same space's)."""
+        return replace(self, latency={**self.latency, model.space: model})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form written by :func:`save_profile`."""
+        return {
+            "format": FORMAT,
+            "name": self.name,
+            "kind": self.kind,
+            "device": self.device,
+            "runtime": self.runtime,
+            "batch_size": self.batch_size,
+            "threads": self.threads,
+            "dtype": self.dtype,
+            "provenance": {
+                "source": self.provenance.source,
+                "licence": self.provenance.licence,
+                "notes": self.provenance.notes,
+            },
+            "latency": {
+                name: {
+                    "space": m.space,
+                    "fingerprint": m.fingerprint,
+                    "num_classes": m.num_classes,
+                    "validation": dict(m.validation),
+                    "lut": dict(m.lut),
+                    "predictor": m.predictor,
+                }
+                for name, m in self.latency.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "profile") -> HardwareProfile:
+        """Parse :meth:`to_dict` output; ``ValueError`` naming ``source`` and the bad field."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: a profile is a JSON object, got {type(data).__name__}")
+        missing = [f for f in ("name", "kind", "device", "runtime", "provenance") if f not in data]
+        if missing:
+            raise ValueError(f"{source}: missing field(s) {missing}")
+        prov = data["provenance"]
+        if not isinstance(prov, dict) or not {"source", "licence"} <= set(prov):
+            raise ValueError(f"{source}: field 'provenance' needs 'source' and 'licence'")
+        latency = data.get("latency", {})
+        if not isinstance(latency, dict):
+            raise ValueError(f"{source}: field 'latency' must map space names to models")
+        try:
+            models = {name: _model_from_dict(name, m, source) for name, m in latency.items()}
+            return cls(
+                name=str(data["name"]),
+                kind=str(data["kind"]),
+                device=str(data["device"]),
+                runtime=str(data["runtime"]),
+                batch_size=data.get("batch_size", 1),
+                threads=data.get("threads", 0),
+                dtype=str(data.get("dtype", "float32")),
+                provenance=Provenance(
+                    source=str(prov["source"]),
+                    licence=str(prov["licence"]),
+                    notes=str(prov.get("notes", "")),
+                ),
+                latency=models,
+            )
+        except ValueError as exc:
+            message = str(exc)
+            if not message.startswith(source):
+                message = f"{source}: {message}"
+            raise ValueError(message) from None
+
+
+def _model_from_dict(name: str, m: Any, source: str) -> LatencyModel:
+    where = f"field 'latency.{name}'"
+    if not isinstance(m, dict):
+        raise ValueError(f"{source}: {where} must be an object")
+    lut = m.get("lut") or {}
+    if not isinstance(lut, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in lut.values()
+    ):
+        raise ValueError(f"{source}: {where}.lut must map layer keys to milliseconds")
+    predictor = m.get("predictor")
+    if predictor is not None and not isinstance(predictor, dict):
+        raise ValueError(f"{source}: {where}.predictor must be an object or null")
+    if not lut and predictor is None:
+        raise ValueError(f"{source}: {where} has neither a 'lut' nor a 'predictor'")
+    if m.get("space", name) != name:
+        raise ValueError(f"{source}: {where}.space is {m.get('space')!r}, expected {name!r}")
+    return LatencyModel(
+        space=name,
+        fingerprint=str(m.get("fingerprint", "")),
+        lut={str(k): float(v) for k, v in lut.items()},
+        predictor=predictor,
+        validation={str(k): float(v) for k, v in (m.get("validation") or {}).items()},
+        num_classes=int(m.get("num_classes", 1000)),
+    )
+
+
+def _check_choice(field_name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"profile field {field_name!r} is {value!r}; allowed: {list(allowed)}")
+
+
+def profile_dirs() -> list[Path]:
+    """Folders searched for profiles: ``$NAS_PROFILE_PATH`` entries, then the shipped ones."""
+    extra = [Path(p) for p in os.environ.get("NAS_PROFILE_PATH", "").split(os.pathsep) if p]
+    return [*extra, PROFILE_DIR]
+
+
+def list_profiles() -> list[str]:
+    """Names of the profiles found in :func:`profile_dirs`, sorted."""
+    names: set[str] = set()
+    for folder in profile_dirs():
+        if folder.is_dir():
+            names.update(p.stem for p in folder.glob("*.json") if not p.name.startswith("."))
+    return sorted(names)
+
+
+def load_profile(name_or_path: str | Path) -> HardwareProfile:
+    """A profile by name (see :func:`list_profiles`) or by path to its JSON file.
+
+    Raises:
+        FileNotFoundError: no such profile (the message lists the known names).
+        ValueError: the file is malformed (the message names the file and the field).
+    """
+    path = Path(name_or_path)
+    if path.suffix != ".json" and not path.is_file():
+        for folder in profile_dirs():
+            candidate = folder / f"{name_or_path}.json"
+            if candidate.is_file():
+                path = candidate
+                break
+        else:
+            raise FileNotFoundError(
+                f"no hardware profile {str(name_or_path)!r}; known profiles: {list_profiles()}"
+            )
+    return HardwareProfile.from_dict(read_json(path), source=str(path))
+
+
+def save_profile(profile: HardwareProfile, path: str | Path | None = None) -> Path:
+    """Write ``profile`` as JSON (atomically) to ``path`` or ``hardware_profiles/<name>.json``."""
+    target = Path(path) if path is not None else PROFILE_DIR / f"{profile.name}.json"
+    if target.suffix != ".json":
+        target = target / f"{profile.name}.json"
+    return atomic_write_json(target, profile.to_dict())
