@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import csv
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +19,6 @@ from nas.supernet import Supernet
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ofa_mobilenet_v3"
 DYNAST = DATA / "dynast_imagenet_subnets.csv"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _hook_macs(model: nn.Module, x: torch.Tensor) -> int:
@@ -179,3 +169,8 @@ def test_register_layer_kind_plugs_in_a_new_kind() -> None:
         from nas import layers
 
         layers._KINDS.pop("test_double", None)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)

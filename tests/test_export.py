@@ -4,38 +4,18 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _nets import randomize_bn
 from torch import nn
 
 import nas
 from nas.export import export_subnet, load_subnet
 from nas.supernet import Supernet
 from search_spaces.nas_bench_201 import make_space as make_nb201_space
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """The test machine is small and shared: one intra-op thread is much faster here."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def randomize_bn(model: nn.Module, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                assert m.running_mean is not None and m.running_var is not None
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
 
 
 def make_supernet(name: str, num_classes: int = 10) -> Supernet:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -11,15 +9,6 @@ import torch
 import nas
 from nas.blocks import ConvBNAct, MBConv
 from search_spaces.mobilenet_v3_net import MobileNetV3Net, MobileNetV3Supernet, layer_specs
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _make(name: str, num_classes: int) -> MobileNetV3Supernet:
@@ -204,3 +193,8 @@ def test_ofa_checkpoint_keys_map_onto_the_supernet() -> None:
         ofa_key_map(supernet, ["blocks.1.conv.nonsense.weight"])
     with pytest.raises(ValueError, match="has shape"):
         load_ofa_state_dict(supernet, {"classifier.linear.weight": torch.zeros(10, 1280)})
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
