@@ -24,6 +24,7 @@ from nas.hardware.profile import HardwareProfile, LatencyModel, Provenance, save
 from predictors import create_predictor
 from predictors.io import latency_predictor, predictor_to_json
 from predictors.transfer import TransferPredictor
+from search_spaces.nas_bench_201 import NB201Space
 
 TABLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "nas_bench_201"
 
@@ -41,6 +42,7 @@ def main() -> int:
         return 2
 
     space = nas.create_space("nb201")
+    assert isinstance(space, NB201Space)  # has parse() and format() of cell strings
     frame = pd.read_csv(args.table)
     column = f"latency_ms_{args.device}"
     if column not in frame.columns:
