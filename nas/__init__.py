@@ -38,7 +38,7 @@ _LAZY: dict[str, str] = {
     "load_profile": "nas.hardware",
     "list_profiles": "nas.hardware",
     "measure_latency": "nas.hardware",
-    "search_devices": "nas.distributed",
+    "search_devices": "nas.distributed.search",
 }
 
 __all__ = [

@@ -1,0 +1,358 @@
+"""One search per device profile, in parallel on Ray, with measured accuracy fanned out as tasks.
+
+Each profile's search loop runs as a Ray task (``num_cpus=0``: it mostly waits) that calls
+:func:`nas.search.search` with ``run_dir=runs/<run>/search/<profile>``. Its evaluator splits
+every batch into chunks measured by Ray tasks (one CPU each): the supernet's weights and the
+validation data are put in the object store once, by the driver, and every task rebuilds the
+supernet from them, BN-recalibrates each subnet and measures it (:func:`nas.evaluation.evaluate`).
+Device metrics (latency) come from the profile's latency model, or from ``device_metrics``.
+
+Faults: measurement tasks and search tasks are retried (``max_retries``). A retried search
+resumes from its ``trials.csv``, so a worker killed mid-search loses no logged trial and
+duplicates none (the batch in flight is measured again, never logged twice).
+
+Example:
+    >>> from nas.distributed.search import DevicePlan, MeasuredAccuracy, search_devices
+    >>> plan = DevicePlan(searcher="evolution", budget=200,
+    ...                   constraints={"pixel3": {"latency_ms": 10.0}, "s7": {"latency_ms": 30.0}})
+    >>> results = search_devices("runs/demo", ["pixel3", "s7"], plan,
+    ...                          accuracy=MeasuredAccuracy(data=val, bn_data=train))
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas.distributed.local import ensure_ray
+from nas.rundir import RunDir
+from nas.search import SearchResult, search
+from nas.space import ArchConfig
+
+log = logging.getLogger(__name__)
+
+Metrics = list[dict[str, float]]
+DeviceMetrics = Callable[[str, list[ArchConfig]], Metrics]
+MeasureFn = Callable[[list[ArchConfig]], Metrics]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DevicePlan:
+    """What every per-profile search does.
+
+    Args:
+        searcher: a searcher name (``nas.search.list_searchers()``).
+        budget: architectures measured per profile.
+        seed: searcher seed (the same for every profile).
+        batch_size: architectures per evaluate call (default: the searcher's preference).
+        objectives: ``{metric: "max" | "min"}``.
+        constraints: per profile, ``{metric: limit}`` (e.g. its latency budget).
+        shared_constraints: constraints every profile has (e.g. ``{"params": 5e6}``).
+        options: the searcher's keyword options.
+        max_retries: retries of a killed measurement or search task.
+        info: extra fields for each ``plan.json`` (e.g. ``{"sources": {"accuracy": "measured"}}``).
+    """
+
+    searcher: str = "evolution"
+    budget: int = 100
+    seed: int = 0
+    batch_size: int | None = None
+    objectives: Mapping[str, str] = field(
+        default_factory=lambda: {"accuracy": "max", "latency_ms": "min"}
+    )
+    constraints: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    shared_constraints: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    max_retries: int = 3
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    def constraints_for(self, profile: str) -> dict[str, Any]:
+        """The profile's constraints merged over the shared ones."""
+        return {**self.shared_constraints, **self.constraints.get(profile, {})}
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeasuredAccuracy:
+    """Measure accuracy on the supernet: BN recalibration, then top-1 on ``data``.
+
+    Args:
+        data: validation images.
+        bn_data: images for BN recalibration (default ``data``).
+        n_bn_batches: recalibration batches per subnet.
+        bn_batch_size: recalibration batch size.
+        batch_size: measuring batch size.
+        max_batches: measure on at most this many batches.
+        threads: torch threads per measurement task.
+    """
+
+    data: Any
+    bn_data: Any = None
+    n_bn_batches: int = 10
+    bn_batch_size: int = 64
+    batch_size: int = 256
+    max_batches: int | None = None
+    threads: int = 1
+
+
+def measure_on_supernet(
+    supernet: Any, accuracy: MeasuredAccuracy, archs: list[ArchConfig]
+) -> Metrics:
+    """``accuracy`` (top-1 %) and ``loss`` of each arch, measured on ``supernet`` (in process)."""
+    from nas.evaluation import evaluate
+
+    rows = evaluate(
+        supernet,
+        archs,
+        accuracy.data,
+        bn_data=accuracy.bn_data,
+        n_bn_batches=accuracy.n_bn_batches,
+        batch_size=accuracy.batch_size,
+        bn_batch_size=accuracy.bn_batch_size,
+        max_batches=accuracy.max_batches,
+    )
+    return [{"accuracy": r["top1"], "loss": r["loss"]} for r in rows]
+
+
+def profile_latency(profile: str, archs: list[ArchConfig]) -> Metrics:
+    """``latency_ms`` from the hardware profile's latency model for the archs' space."""
+    import numpy as np
+
+    from nas.hardware import load_profile
+    from nas.registry import create_space
+    from predictors.io import latency_predictor
+
+    space = create_space(archs[0].space)
+    predictor = latency_predictor(load_profile(profile), space)
+    values = np.asarray(predictor.predict(archs), dtype=float).reshape(-1)
+    return [{"latency_ms": float(v)} for v in values]
+
+
+class PredictedAccuracy:
+    """Accuracy from a saved ``predictors`` model (picklable: it loads on first use).
+
+    Args:
+        path: the predictor's path without suffix (``runs/<run>/predictors/accuracy``).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._predictor: Any = None
+
+    def __call__(self, archs: list[ArchConfig]) -> Metrics:
+        if self._predictor is None:
+            from predictors.io import load_predictor
+
+            self._predictor = load_predictor(self.path)
+        return [{"accuracy": float(v)} for v in self._predictor.predict(archs)]
+
+
+def _chunks(items: list[ArchConfig], n: int) -> list[list[ArchConfig]]:
+    size = max(1, math.ceil(len(items) / max(1, n)))
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _supernet_task(
+    space: str, num_classes: int, weights: Any, accuracy: MeasuredAccuracy, archs: list[ArchConfig]
+) -> Metrics:
+    """Ray task: rebuild the supernet from the shared weights and measure ``archs``."""
+    from nas.distributed.local import set_worker_threads
+    from nas.registry import create_supernet
+
+    set_worker_threads(accuracy.threads)
+    supernet = create_supernet(space, num_classes=num_classes)
+    supernet.load_state_dict(weights)
+    return measure_on_supernet(supernet, accuracy, archs)
+
+
+def _function_task(fn: MeasureFn, archs: list[ArchConfig]) -> Metrics:
+    """Ray task: a user measurement function on ``archs``."""
+    return fn(archs)
+
+
+class _RayEvaluator:
+    """Evaluator used inside a search task: accuracy fans out as Ray tasks, device metrics local."""
+
+    def __init__(
+        self,
+        profile: str,
+        measure: dict[str, Any],
+        device_metrics: DeviceMetrics,
+        fan_out: int,
+        max_retries: int,
+    ) -> None:
+        self.profile = profile
+        self.measure = measure
+        self.device_metrics = device_metrics
+        self.fan_out = fan_out
+        self.max_retries = max_retries
+        self._task: Any = None
+
+    def evaluate(self, archs: list[ArchConfig]) -> Metrics:
+        import ray
+
+        m = self.measure
+        if self._task is None:
+            body = _supernet_task if m["kind"] == "supernet" else _function_task
+            self._task = ray.remote(num_cpus=1, max_retries=self.max_retries)(body)
+        futures = []
+        for chunk in _chunks(archs, self.fan_out):
+            if m["kind"] == "supernet":
+                futures.append(
+                    self._task.remote(
+                        m["space"], m["num_classes"], m["weights"], m["accuracy"], chunk
+                    )
+                )
+            else:
+                futures.append(self._task.remote(m["fn"], chunk))
+        measured = [row for part in ray.get(futures) for row in part]
+        device = self.device_metrics(self.profile, archs)
+        return [{**a, **d} for a, d in zip(measured, device)]
+
+
+class _LocalEvaluator:
+    """The same metrics measured in this process (the sequential baseline)."""
+
+    def __init__(self, profile: str, measure: MeasureFn, device_metrics: DeviceMetrics) -> None:
+        self.profile = profile
+        self.measure = measure
+        self.device_metrics = device_metrics
+
+    def evaluate(self, archs: list[ArchConfig]) -> Metrics:
+        measured = self.measure(archs)
+        device = self.device_metrics(self.profile, archs)
+        return [{**a, **d} for a, d in zip(measured, device)]
+
+
+def _run_one(
+    run_dir: str, space_name: str, profile: str, plan: DevicePlan, evaluator: Any, resume: bool
+) -> SearchResult:
+    from nas.registry import create_space
+
+    space = create_space(space_name)
+    return search(
+        space,
+        evaluator,
+        objectives=dict(plan.objectives),
+        constraints=plan.constraints_for(profile) or None,
+        searcher=plan.searcher,
+        budget=plan.budget,
+        seed=plan.seed,
+        batch_size=plan.batch_size,
+        run_dir=Path(run_dir) / "search" / profile,
+        resume=resume,
+        options=dict(plan.options),
+        info={"profile": profile, **dict(plan.info)},
+    )
+
+
+def _search_task(
+    run_dir: str,
+    space_name: str,
+    profile: str,
+    plan: DevicePlan,
+    measure: dict[str, Any],
+    device_metrics: DeviceMetrics,
+    fan_out: int,
+) -> SearchResult:
+    """Ray task: one profile's search; always resumes (a retry continues its own log)."""
+    evaluator = _RayEvaluator(profile, measure, device_metrics, fan_out, plan.max_retries)
+    return _run_one(run_dir, space_name, profile, plan, evaluator, resume=True)
+
+
+def search_devices(
+    run_dir: str | Path,
+    profiles: Sequence[str],
+    plan: DevicePlan,
+    *,
+    supernet: Any = None,
+    accuracy: MeasuredAccuracy | MeasureFn | None = None,
+    device_metrics: DeviceMetrics | None = None,
+    resume: bool = False,
+    parallel: bool = True,
+    address: str | None = None,
+    fan_out: int = 2,
+) -> dict[str, SearchResult]:
+    """Run one search per device profile (in parallel on Ray unless ``parallel=False``).
+
+    Args:
+        run_dir: the run directory (``runs/<name>``, created by training); searches write
+            ``search/<profile>/``.
+        profiles: device profile names (one search each).
+        plan: the searcher, budget and per-profile constraints.
+        supernet: the trained supernet (``accuracy`` a :class:`MeasuredAccuracy`).
+        accuracy: how accuracy is measured: on ``supernet`` (:class:`MeasuredAccuracy`), by a
+            picklable function ``archs -> [{"accuracy": ...}, ...]``, or (``None``) predicted
+            by the run's ``predictors/accuracy`` model.
+        device_metrics: ``(profile, archs) -> [{"latency_ms": ...}, ...]``; default: the
+            profile's latency model (:func:`profile_latency`).
+        resume: continue searches logged in the run directory.
+        parallel: ``False`` runs the searches one after another in this process (no Ray).
+        address: join this Ray cluster instead of starting a local one.
+        fan_out: measurement tasks per batch.
+
+    Returns:
+        ``{profile: SearchResult}``.
+
+    Example:
+        >>> results = search_devices("runs/demo", ["cpu_a", "cpu_b"], DevicePlan(budget=50),
+        ...                          supernet=supernet, accuracy=MeasuredAccuracy(data=val))
+    """
+    if not profiles:
+        raise ValueError("profiles must name at least one device profile")
+    if len(set(profiles)) != len(profiles):
+        raise ValueError(f"profiles repeat a name: {list(profiles)}")
+    run_path = Path(run_dir)
+    space_name = RunDir.space_name(run_path)
+    for profile in profiles:
+        trials = run_path / "search" / profile / "trials.csv"
+        if trials.exists() and not resume:
+            raise ValueError(f"{trials} exists; pass resume=True (--resume) to continue it")
+    device = device_metrics or profile_latency
+    if accuracy is None:
+        saved = run_path / "predictors" / "accuracy"
+        if not saved.with_suffix(".json").is_file():
+            raise ValueError(
+                f"{saved}.json: no accuracy predictor in the run; pass accuracy=MeasuredAccuracy"
+                "(data=...) with supernet=..., or a measurement function"
+            )
+        accuracy = PredictedAccuracy(saved)
+    if isinstance(accuracy, MeasuredAccuracy) and supernet is None:
+        raise ValueError("accuracy=MeasuredAccuracy(...) needs the trained supernet (supernet=...)")
+    if not parallel:
+        measure_fn: MeasureFn
+        if isinstance(accuracy, MeasuredAccuracy):
+            acc = accuracy
+
+            def measure_fn(archs: list[ArchConfig]) -> Metrics:  # type: ignore[misc]
+                return measure_on_supernet(supernet, acc, archs)
+        else:
+            measure_fn = accuracy
+        return {
+            p: _run_one(
+                str(run_path), space_name, p, plan, _LocalEvaluator(p, measure_fn, device), resume
+            )
+            for p in profiles
+        }
+    ray = ensure_ray(address)
+    if isinstance(accuracy, MeasuredAccuracy):
+        state = {k: v.detach().cpu() for k, v in supernet.state_dict().items()}
+        # weights and data (inside `accuracy`) go to the object store once, not once per task
+        measure: dict[str, Any] = {
+            "kind": "supernet",
+            "space": space_name,
+            "num_classes": supernet.num_classes,
+            "weights": ray.put(state),
+            "accuracy": ray.put(accuracy),
+        }
+    else:
+        measure = {"kind": "function", "fn": accuracy}
+    task = ray.remote(num_cpus=0, max_retries=plan.max_retries)(_search_task)
+    futures = {
+        p: task.remote(str(run_path), space_name, p, plan, measure, device, fan_out)
+        for p in profiles
+    }
+    return {p: ray.get(f) for p, f in futures.items()}

@@ -1,0 +1,221 @@
+"""Surrogate models for predictor-in-the-loop searchers (``local``, ``linas``).
+
+A tiny local protocol (:class:`Surrogate`: ``fit(X, y)``, ``predict(X) -> (mean, std)`` on
+encoded matrices) so searchers do not depend on the ``predictors/`` package; the default is a
+scikit-learn extra-trees ensemble whose spread across trees gives the uncertainty. A
+``predictors`` model (``predictors.create_predictor(name, space=...)``) can be plugged in
+through :class:`PredictorSurrogate`.
+
+Example:
+    >>> model = make_surrogate("trees", seed=0)
+    >>> model.fit(X, y)
+    >>> mean, std = model.predict(X_new)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol
+
+import numpy as np
+
+from nas.space import SearchSpace
+
+
+class Surrogate(Protocol):
+    """A regression model on encoded architectures with an uncertainty estimate."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Fit on rows ``X`` (encodings) and targets ``y``."""
+        ...
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation per row."""
+        ...
+
+
+class TreesSurrogate:
+    """Extra-trees ensemble; ``std`` is the spread of the trees' predictions.
+
+    Args:
+        seed: random seed.
+        n_estimators: trees in the ensemble.
+    """
+
+    def __init__(self, *, seed: int = 0, n_estimators: int = 48) -> None:
+        self.seed = seed
+        self.n_estimators = n_estimators
+        self._model: Any = None
+        self._const: float | None = None
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Fit the ensemble (a constant model when there are fewer than 2 points)."""
+        from sklearn.ensemble import ExtraTreesRegressor
+
+        y = np.asarray(y, dtype=np.float64)
+        if len(y) < 2 or np.ptp(y) == 0:
+            self._const = float(y.mean()) if len(y) else 0.0
+            return
+        self._const = None
+        self._model = ExtraTreesRegressor(
+            n_estimators=self.n_estimators, random_state=self.seed, n_jobs=1, min_samples_leaf=1
+        )
+        self._model.fit(X, y)
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and across-tree standard deviation."""
+        if self._const is not None or self._model is None:
+            const = 0.0 if self._const is None else self._const
+            return np.full(len(X), const), np.zeros(len(X))
+        per_tree = np.stack([t.predict(X) for t in self._model.estimators_])
+        return per_tree.mean(axis=0), per_tree.std(axis=0)
+
+
+class GPSurrogate:
+    """Ridge mean plus a Gaussian process on the residuals, with a weighted Hamming kernel.
+
+    The linear part captures additive per-choice effects (latency is nearly additive); the GP
+    captures what nearby networks (one or two changes apart) share. Each dimension's weight in
+    the Hamming distance is the spread of its ridge coefficients (dimensions that matter more
+    make networks less alike); kernel length and noise are picked by log marginal likelihood
+    on a small grid. Pure numpy, O(n^3) in the number of trials (fine up to a few thousand).
+
+    Args:
+        groups: the dimension of each one-hot column (``None``: unweighted Hamming).
+        alpha: ridge penalty of the linear mean (targets are standardised).
+    """
+
+    LENGTHS = (0.5, 1.0, 2.0, 4.0)
+    NOISES = (1e-3, 1e-2, 1e-1, 0.3)
+
+    def __init__(self, *, groups: np.ndarray | None = None, alpha: float = 1.0) -> None:
+        self.groups = None if groups is None else np.asarray(groups, dtype=np.int64)
+        self.alpha = alpha
+
+    def _hamming(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        # one-hot rows: the weighted squared distance / 2 sums the weights of differing dims
+        Aw = A * self._col_weight
+        sq = (
+            Aw.sum(axis=1)[:, None] + (B * self._col_weight).sum(axis=1)[None, :] - 2.0 * (Aw @ B.T)
+        )
+        return np.maximum(sq, 0.0) / 2.0
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Fit the linear mean, weight the dimensions, pick the kernel by marginal likelihood."""
+        from scipy.linalg import cho_solve
+
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        self._mu = float(y.mean()) if len(y) else 0.0
+        self._sd = float(y.std()) if len(y) > 1 and y.std() > 0 else 1.0
+        yn = (y - self._mu) / self._sd
+        Xa = np.hstack([X, np.ones((len(X), 1))])
+        reg = self.alpha * np.eye(Xa.shape[1])
+        reg[-1, -1] = 1e-8
+        self._w = np.linalg.solve(Xa.T @ Xa + reg, Xa.T @ yn)
+        r = yn - Xa @ self._w
+        self._col_weight = np.ones(X.shape[1])
+        if self.groups is not None and len(self.groups) == X.shape[1]:
+            coef = self._w[:-1]
+            n_dims = int(self.groups.max()) + 1
+            spread = np.array(
+                [
+                    np.ptp(coef[self.groups == g]) if np.any(self.groups == g) else 0.0
+                    for g in range(n_dims)
+                ]
+            )
+            if spread.max() > 0:
+                weight = np.maximum(spread / spread.mean(), 0.1)
+                self._col_weight = weight[self.groups]
+        self._X = X
+        s2 = max(float(r.var()), 1e-4)
+        H = self._hamming(X, X)
+        best: tuple[float, float, float, np.ndarray, np.ndarray] | None = None
+        for ell in self.LENGTHS:
+            K0 = s2 * np.exp(-H / ell)
+            for noise in self.NOISES:
+                K = K0 + (noise + 1e-8) * np.eye(len(X))
+                try:
+                    L = np.linalg.cholesky(K)
+                except np.linalg.LinAlgError:
+                    continue
+                a = cho_solve((L, True), r)
+                lml = -0.5 * r @ a - np.log(np.diag(L)).sum()
+                if best is None or lml > best[0]:
+                    best = (lml, ell, noise, L, a)
+        if best is None:  # pragma: no cover - the largest noise always factorises
+            raise ValueError("GP surrogate: no kernel setting could be fitted")
+        _, self._ell, self._noise, self._L, self._a = best
+        self._s2 = s2
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and standard deviation (of the latent function)."""
+        from scipy.linalg import solve_triangular
+
+        X = np.asarray(X, dtype=np.float64)
+        Xa = np.hstack([X, np.ones((len(X), 1))])
+        Ks = self._s2 * np.exp(-self._hamming(X, self._X) / self._ell)
+        mean = Xa @ self._w + Ks @ self._a
+        v = solve_triangular(self._L, Ks.T, lower=True)
+        var = np.maximum(self._s2 - (v**2).sum(axis=0), 1e-12)
+        return mean * self._sd + self._mu, np.sqrt(var) * self._sd
+
+
+class PredictorSurrogate:
+    """A ``predictors`` model behind the :class:`Surrogate` protocol (``std`` is its
+    training RMSE, constant).
+
+    Args:
+        name: a predictor name for ``predictors.create_predictor``.
+        space: the search space (predictors take architectures, so rows are decoded).
+    """
+
+    def __init__(self, name: str, space: SearchSpace) -> None:
+        from predictors import create_predictor  # type: ignore[attr-defined]
+
+        self.space = space
+        self._model = create_predictor(name, space=space)
+        self._rmse = 0.0
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        """``X`` here are index rows (see :func:`make_surrogate`)."""
+        archs = [self.space.from_indices(r) for r in X.astype(np.int64)]
+        self._model.fit(archs, np.asarray(y))
+        pred = np.asarray(self._model.predict(archs), dtype=np.float64)
+        self._rmse = float(np.sqrt(np.mean((pred - y) ** 2)))
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions and the constant training RMSE."""
+        archs = [self.space.from_indices(r) for r in X.astype(np.int64)]
+        pred = np.asarray(self._model.predict(archs), dtype=np.float64)
+        return pred, np.full(len(pred), self._rmse)
+
+
+def make_surrogate(kind: str, *, seed: int, space: SearchSpace) -> tuple[Surrogate, bool]:
+    """A surrogate and whether it takes index rows (``True``) rather than one-hot encodings.
+
+    ``kind`` is ``"gp"``, ``"trees"`` or ``"predictor:<name>"`` (a ``predictors`` model).
+    """
+    if kind in ("gp", "gp-hamming"):
+        groups = np.repeat(np.arange(len(space.choices)), [len(c.values) for c in space.choices])
+        return GPSurrogate(groups=groups if kind == "gp" else None), False
+    if kind == "trees":
+        return TreesSurrogate(seed=seed), False
+    if kind.startswith("predictor:"):
+        return PredictorSurrogate(kind.split(":", 1)[1], space), True
+    raise ValueError(f"surrogate must be 'gp', 'trees' or 'predictor:<name>', got {kind!r}")
+
+
+def normal_cdf(z: np.ndarray) -> np.ndarray:
+    """Standard normal CDF, vectorised."""
+    from scipy.special import ndtr
+
+    return np.asarray(ndtr(z))
+
+
+def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float) -> np.ndarray:
+    """EI of minimising below ``best`` under a normal belief."""
+    std = np.maximum(std, 1e-9)
+    z = (best - mean) / std
+    pdf = np.exp(-0.5 * z**2) / math.sqrt(2 * math.pi)
+    return np.maximum((best - mean) * normal_cdf(z) + std * pdf, 0.0)
