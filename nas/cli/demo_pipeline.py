@@ -57,8 +57,8 @@ class DemoSettings:
 
 QUICK = DemoSettings(epochs=2, channels=8, cells_per_stage=1, samples=40, profile_subnets=24,
                      budget=60)
-FULL = DemoSettings(epochs=6, channels=16, cells_per_stage=1, samples=100, profile_subnets=60,
-                    budget=200)
+FULL = DemoSettings(epochs=20, channels=16, cells_per_stage=2, samples=150, profile_subnets=60,
+                    budget=300)
 
 Say = Callable[[str], None]
 
