@@ -65,17 +65,17 @@ class ArrayPredictors:
     """Both predictors on index rows: one vectorised encode + one forward per batch."""
 
     def __init__(self, space: Any, acc: Any, lat: Any) -> None:
-        from predictors.encoding import _compact_features, _onehot_from_indices
+        from predictors.encoding import features_function
 
         self.space, self.acc, self.lat = space, acc, lat
-        self.onehot, self.compact = _onehot_from_indices, _compact_features(space)
+        self.compact = features_function(space, "compact")
 
     def evaluate_indices(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         from nas.search.base import canonical_rows
 
         idx = canonical_rows(self.space, rows)
         with torch.no_grad():
-            acc = self.acc.predict_features(self.onehot(self.space, idx))
+            acc = self.acc.predict_features(self.space.encode_indices(idx))
         lat = self.lat.predict_features(self.compact(self.space, idx))
         return {"accuracy": np.asarray(acc, float), "latency_ms": np.asarray(lat, float)}
 

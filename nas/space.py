@@ -405,14 +405,15 @@ class SearchSpace:
         ``onehot``: one column per (dimension, value). ``ordinal``: one column per dimension,
         the value's position scaled to (0, 1] (zero when inactive).
         """
-        idx = self.indices(archs)
-        n = len(archs)
+        return self.encode_indices(self.indices(archs), encoding)
+
+    def encode_indices(self, idx: np.ndarray, encoding: Encoding = "onehot") -> np.ndarray:
+        """:meth:`encode` of an :meth:`indices` matrix (inactive positions -1), vectorised."""
         if encoding == "ordinal":
-            sizes = np.array([len(c.values) for c in self.choices], dtype=np.float64)
-            return np.where(idx >= 0, (idx + 1) / sizes, 0.0)
+            return np.where(idx >= 0, (idx + 1) / self._sizes, 0.0)
         if encoding != "onehot":
             raise ValueError(f"encoding must be 'onehot' or 'ordinal', got {encoding!r}")
-        out = np.zeros((n, int(self._offsets[-1])), dtype=np.float64)
+        out = np.zeros((idx.shape[0], int(self._offsets[-1])), dtype=np.float64)
         rows, cols = np.nonzero(idx >= 0)
         out[rows, self._offsets[cols] + idx[rows, cols]] = 1.0
         return out

@@ -49,34 +49,23 @@ def encode(space: SearchSpace, archs: Sequence[ArchConfig], encoder: str = "oneh
         return np.hstack([space.encode(archs, "onehot"), space.encode(archs, "ordinal")])
     if encoder == "features":
         idx = space.indices(archs)
-        return np.hstack([_onehot_from_indices(space, idx), _extra_features(space)(space, idx)])
+        return np.hstack([space.encode_indices(idx), features_function(space)(space, idx)])
     if encoder == "compact":
-        return _compact_features(space)(space, space.indices(archs))
+        return features_function(space, "compact")(space, space.indices(archs))
     raise ValueError(f"encoder must be one of {list(ENCODERS)}, got {encoder!r}")
 
 
-def _onehot_from_indices(space: SearchSpace, idx: np.ndarray) -> np.ndarray:
-    sizes = np.array([len(c.values) for c in space.choices])
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    out = np.zeros((idx.shape[0], int(sizes.sum())))
-    rows, cols = np.nonzero(idx >= 0)
-    out[rows, offsets[cols] + idx[rows, cols]] = 1.0
-    return out
+FeatureFunction = Callable[[SearchSpace, np.ndarray], np.ndarray]
 
 
-def _extra_features(space: SearchSpace) -> Callable[[SearchSpace, np.ndarray], np.ndarray]:
+def features_function(space: SearchSpace, kind: str = "features") -> FeatureFunction:
+    """The hand-made features of ``space``'s family from an index matrix.
+
+    ``kind``: ``features`` (added to the one-hot encoding) or ``compact`` (used alone).
+    """
     family = space.meta.get("family")
     if family == "nb201":
-        return nb201_features
-    if family == "mobilenetv3" and "resolution" in space.names:
-        return mbv3_features
-    return _ordinal_features
-
-
-def _compact_features(space: SearchSpace) -> Callable[[SearchSpace, np.ndarray], np.ndarray]:
-    family = space.meta.get("family")
-    if family == "nb201":
-        return nb201_compact
+        return nb201_compact if kind == "compact" else nb201_features
     if family == "mobilenetv3" and "resolution" in space.names:
         return mbv3_features
     return _ordinal_features
