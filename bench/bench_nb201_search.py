@@ -13,11 +13,14 @@ latency) of the whole table; hypervolume after 100 and 300 queries as % of the t
 Usage:
     python bench/bench_nb201_search.py                       # every searcher, 20 seeds
     python bench/bench_nb201_search.py --seeds 5 --searchers local,regularized,random
+    python bench/bench_nb201_search.py --seeds 4 --seed-offset 100 --searchers local --skip-mo \
+        --devices silver_4114,pixel3 --quantiles 0.25 --options '{"local": {"batch_size": 2}}'
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import sys
@@ -83,11 +86,11 @@ class TableEvaluator:
 def _run(job: tuple) -> dict:
     from nas.search import search
 
-    kind, searcher, device, quantile, seed, budget = job
+    kind, searcher, device, quantile, seed, budget, extra = job
     t = _load()
     ev = TableEvaluator(device)
     lat, acc = t["lat"][device], t["acc"]
-    opts = SEARCHER_OPTIONS.get(searcher, {})
+    opts = {**SEARCHER_OPTIONS.get(searcher, {}), **extra}
     start = time.perf_counter()
     if kind == "single":
         limit = float(np.nanquantile(lat, quantile))
@@ -145,46 +148,12 @@ def _run(job: tuple) -> dict:
     return out
 
 
-def main() -> None:
-    from nas.search import list_searchers
-
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def _print_single(single: pd.DataFrame, seeds: range) -> None:
+    """Mean regret tables per budget, the worst device/quantile and the worst seed."""
+    print(
+        f"NAS-Bench-201 constrained search: mean regret (points) over {len(seeds)} seeds "
+        f"({seeds.start}-{seeds.stop - 1})"
     )
-    parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--searchers", default=",".join(list_searchers()))
-    parser.add_argument("--devices", default="all")
-    parser.add_argument("--mo-searchers", default="local,nsga2,linas,random")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--skip-mo", action="store_true")
-    args = parser.parse_args()
-    t = _load()
-    devices = t["devices"] if args.devices == "all" else args.devices.split(",")
-    searchers = [s for s in args.searchers.split(",") if s]
-    jobs: list[tuple[Any, ...]] = [
-        ("single", s, d, q, seed, max(BUDGETS))
-        for s in searchers
-        for d in devices
-        for q in (0.5, 0.25)
-        for seed in range(args.seeds)
-    ]
-    if not args.skip_mo:
-        jobs += [
-            ("multi", s, d, None, seed, 300)
-            for s in args.mo_searchers.split(",")
-            if s
-            for d in devices
-            for seed in range(args.seeds)
-        ]
-    start = time.perf_counter()
-    with mp.get_context("fork").Pool(args.workers, initializer=_init) as pool:
-        results = pool.map(_run, jobs, chunksize=1)
-    wall = time.perf_counter() - start
-    df = pd.DataFrame(results)
-    single = df[df.kind == "single"]
-    pd.set_option("display.width", 250)
-    pd.set_option("display.max_columns", 50)
-    print(f"NAS-Bench-201 constrained search: mean regret (points) over {args.seeds} seeds")
     table = single.pivot_table(
         index=["device", "q"],
         columns="searcher",
@@ -201,8 +170,67 @@ def main() -> None:
         print(sub.round(3).to_string())
     print("\nworst device/quantile per searcher (max mean regret):")
     print(table.max().unstack(0).round(3).to_string())
+    worst = single.pivot_table(
+        index=["device", "q"],
+        columns="searcher",
+        values=[f"regret@{b}" for b in BUDGETS],
+        aggfunc="max",
+    )
+    print("\nworst seed per searcher (max over device/quantile of the max over seeds):")
+    print(worst.max().unstack(0).round(3).to_string())
     print("\nseconds per 300-query run (mean):")
     print(single.groupby("searcher")["seconds"].mean().round(2).to_string())
+
+
+def main() -> None:
+    from nas.search import list_searchers
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--searchers", default=",".join(list_searchers()))
+    parser.add_argument("--devices", default="all")
+    parser.add_argument("--mo-searchers", default="local,nsga2,linas,random")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--skip-mo", action="store_true")
+    parser.add_argument("--seed-offset", type=int, default=0, help="first seed (tune on 100+)")
+    parser.add_argument("--quantiles", default="0.5,0.25", help="latency-limit quantiles")
+    parser.add_argument(
+        "--options", default="{}", help="JSON {searcher: {option: value}} added to the defaults"
+    )
+    args = parser.parse_args()
+    extra: dict[str, dict] = json.loads(args.options)
+    quantiles = [float(q) for q in args.quantiles.split(",") if q]
+    seeds = range(args.seed_offset, args.seed_offset + args.seeds)
+    t = _load()
+    devices = t["devices"] if args.devices == "all" else args.devices.split(",")
+    searchers = [s for s in args.searchers.split(",") if s]
+    jobs: list[tuple[Any, ...]] = [
+        ("single", s, d, q, seed, max(BUDGETS), extra.get(s, {}))
+        for s in searchers
+        for d in devices
+        for q in quantiles
+        for seed in seeds
+    ]
+    if not args.skip_mo:
+        jobs += [
+            ("multi", s, d, None, seed, 300, extra.get(s, {}))
+            for s in args.mo_searchers.split(",")
+            if s
+            for d in devices
+            for seed in seeds
+        ]
+    start = time.perf_counter()
+    with mp.get_context("fork").Pool(args.workers, initializer=_init) as pool:
+        results = pool.map(_run, jobs, chunksize=1)
+    wall = time.perf_counter() - start
+    df = pd.DataFrame(results)
+    single = df[df.kind == "single"]
+    pd.set_option("display.width", 250)
+    pd.set_option("display.max_columns", 50)
+    if len(single):
+        _print_single(single, seeds)
     multi = df[df.kind == "multi"]
     if len(multi):
         print(f"\nMulti-objective hypervolume (% of true front), mean over {args.seeds} seeds")
@@ -228,6 +256,11 @@ def main() -> None:
 def _init() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import logging
+
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread per worker (numpy was loaded before the fork, so the env var is too late)
+    threadpool_limits(1)
 
     logging.disable(logging.WARNING)
     _load()

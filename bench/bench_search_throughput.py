@@ -4,8 +4,11 @@ Predictors (the same objects on both sides):
 - accuracy: ``predictors`` MLP (400-400-400 on one-hot, OFA's design) fitted on the DyNAS-T
   ImageNet measurements of OFA subnets
   (../shared/data/ofa_mobilenet_v3/dynast_imagenet_subnets.csv);
-- latency: the hardware profile ``ofa_mbv3_2080ti_1``'s latency model (a linear model on the
-  vectorised MACs features; the shipped OFA profiles hold no per-layer lookup table).
+- latency: the lookup table measured on this machine (hardware profile
+  ``ofa_mbv3_local_cpu_t1``: per-layer milliseconds, summed, with its fitted linear
+  correction): the profile's own ``lut`` predictor (``predictors.lookup_table``) on index
+  rows (``predict_indices``, its vectorised slot sums), checked equal to its per-layer loop
+  on 2,000 random networks before any timing.
 
 Ours: ``nas.search(..., searcher="evolution", population 100)`` with an array evaluator (one
 predictor call per generation, no per-arch Python objects), 500 generations = 50,000 distinct
@@ -13,6 +16,11 @@ candidates; also NSGA-II on (accuracy, latency). Reference: the ``ofa`` package'
 ``EvolutionFinder`` (population 100, 500 generations, unmodified, loaded from bench/.ofa-env's
 site-packages) with the same predictors wrapped in OFA's interface (``predict_acc`` on a batch,
 ``get_efficiency`` per sample, as OFA calls them).
+
+Columns: ``predictor_s`` is the time inside the two predictors (accuracy forward + table
+gather; ``latency_s`` the table's share), ``loop_s`` everything else (mutation, crossover,
+dedup, keys, constraint handling, bookkeeping); ``loop_cand/s`` is the throughput the loop
+alone would allow.
 
 Usage:
     python bench/bench_search_throughput.py [--generations 500] [--skip-ofa]
@@ -43,10 +51,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "ofa_mobilenet_v3" / "dynast_imagenet_subnets.csv"
 OFA_SITE = next((ROOT / "bench" / ".ofa-env" / "lib").glob("python3*/site-packages"), None)
-PROFILE = "ofa_mbv3_2080ti_1"
+PROFILE = "ofa_mbv3_local_cpu_t1"
 
 
 def fit_predictors(space: Any) -> tuple[Any, Any]:
+    """The MLP accuracy predictor (fitted here) and the profile's lookup-table latency model."""
     from nas.hardware import load_profile
     from predictors import create_predictor
     from predictors.io import latency_predictor
@@ -61,23 +70,56 @@ def fit_predictors(space: Any) -> tuple[Any, Any]:
     return mlp, latency_predictor(load_profile(PROFILE), space)
 
 
+def check_lut(space: Any, lut: Any, n: int = 2000) -> None:
+    """Compile ``lut``'s vectorised path and check it equals its per-layer loop on ``n`` nets."""
+    from predictors.lookup_table import LookupTablePredictor
+
+    if not isinstance(lut, LookupTablePredictor):
+        raise TypeError(f"{PROFILE}: expected a 'lut' latency model, got {type(lut).__name__}")
+    if not lut.vectorised:
+        raise ValueError(f"{space.name}: the lookup table has no vectorised layout")
+    archs = space.sample_many(n, np.random.default_rng(7))
+    got = lut.predict_indices(space.indices(archs, fill_inactive=False))
+    want = lut.predict_features(lut.layer_sum(archs))
+    if not np.array_equal(got, want):
+        worst = float(np.abs(got - want).max())
+        raise ValueError(f"vectorised lookup table differs from its loop by up to {worst} ms")
+
+
 class ArrayPredictors:
-    """Both predictors on index rows: one vectorised encode + one forward per batch."""
+    """Both predictors on index rows: one accuracy forward + one table gather per batch.
+
+    ``acc_s``/``lat_s``/``calls``/``rows`` accumulate the time spent in the predictors, so the
+    bench can split a search's wall time into predictor time and everything else.
+    """
 
     def __init__(self, space: Any, acc: Any, lat: Any) -> None:
-        from predictors.encoding import features_function
-
         self.space, self.acc, self.lat = space, acc, lat
-        self.compact = features_function(space, "compact")
+        self.fast_acc = hasattr(acc, "predict_indices")
+        self.reset()
+
+    def reset(self) -> None:
+        self.acc_s = self.lat_s = 0.0
+        self.calls = self.rows = 0
 
     def evaluate_indices(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        from nas.search.base import canonical_rows
-
-        idx = canonical_rows(self.space, rows)
+        t0 = time.perf_counter()
         with torch.no_grad():
-            acc = self.acc.predict_features(self.space.encode_indices(idx))
-        lat = self.lat.predict_features(self.compact(self.space, idx))
-        return {"accuracy": np.asarray(acc, float), "latency_ms": np.asarray(lat, float)}
+            if self.fast_acc:
+                acc = self.acc.predict_indices(rows)
+            else:
+                from nas.search.base import canonical_rows
+
+                acc = self.acc.predict_features(
+                    self.space.encode_indices(canonical_rows(self.space, rows))
+                )
+        t1 = time.perf_counter()
+        lat = self.lat.predict_indices(rows)
+        self.acc_s += t1 - t0
+        self.lat_s += time.perf_counter() - t1
+        self.calls += 1
+        self.rows += len(rows)
+        return {"accuracy": np.asarray(acc, float), "latency_ms": lat}
 
     def evaluate(self, archs: list[Any]) -> list[dict[str, float]]:
         cols = self.evaluate_indices(self.space.indices(archs, fill_inactive=False))
@@ -119,7 +161,7 @@ class OFAAccuracy:
 
 
 class OFAEfficiency:
-    """Our latency model behind OFA's efficiency-predictor interface (one sample per call)."""
+    """The same table latency behind OFA's efficiency-predictor interface (one sample a call)."""
 
     def __init__(self, space: Any, lat: Any) -> None:
         self.space, self.lat = space, lat
@@ -127,7 +169,8 @@ class OFAEfficiency:
 
     def get_efficiency(self, sample: dict[str, Any]) -> float:
         self.calls += 1
-        return float(self.lat.predict([self.space.from_ofa(sample)])[0])
+        row = self.space.indices([self.space.from_ofa(sample)], fill_inactive=False)
+        return float(self.lat.predict_indices(row)[0])
 
 
 def main() -> None:
@@ -143,7 +186,12 @@ def main() -> None:
     space = create_space("ofa_mbv3_w1.0")
     t0 = time.perf_counter()
     mlp, lat = fit_predictors(space)
-    print(f"predictors fitted in {time.perf_counter() - t0:.1f} s")
+    t1 = time.perf_counter()
+    check_lut(space, lat)
+    print(
+        f"predictors fitted in {t1 - t0:.1f} s; lookup table compiled and checked in "
+        f"{time.perf_counter() - t1:.1f} s"
+    )
     fast = ArrayPredictors(space, mlp, lat)
     sample = space.sample_many(2000, np.random.default_rng(1))
     limit = float(
@@ -164,6 +212,7 @@ def main() -> None:
     for name, objectives, p, g in configs:
         # big generations use both cores for the MLP's matmuls; small ones stay on one
         with threadpool_limits(limits=args.threads if p > pop else 1):
+            fast.reset()
             t = time.perf_counter()
             res = search(
                 space,
@@ -187,6 +236,10 @@ def main() -> None:
                 "candidates": len(res),
                 "seconds": wall,
                 "cand/s": len(res) / wall,
+                "predictor_s": fast.acc_s + fast.lat_s,
+                "latency_s": fast.lat_s,
+                "loop_s": wall - fast.acc_s - fast.lat_s,
+                "loop_cand/s": len(res) / max(wall - fast.acc_s - fast.lat_s, 1e-9),
                 "best_acc": res.best_metrics()["accuracy"],
                 "front": n_front,
                 "front_table_s": post,
@@ -229,7 +282,7 @@ def main() -> None:
     pd.set_option("display.width", 200)
     print(
         f"\nofa_mbv3_w1.0, latency_ms <= {limit:.3f} ({PROFILE} median), population {pop}, "
-        f"{gens} generations; 1 torch thread; machine shared with other jobs"
+        f"{gens} generations; 1 torch thread; load average {os.getloadavg()[0]:.2f} at the end"
     )
     print(df.round(3).to_string(index=False))
 

@@ -5,10 +5,16 @@ latency...). :class:`Predictor` is the protocol searchers depend on; :class:`Bas
 does the shared work (encoding, validation, target centring, scoring, state for
 :mod:`predictors.io`) so that an implementation only fits and predicts on a float matrix.
 
+Searchers that hold architectures as index rows (value positions, one column per dimension,
+as :meth:`nas.SearchSpace.from_index_matrix` takes them) call :meth:`BasePredictor.predict_indices`
+and skip ``ArchConfig`` objects: it returns exactly what :meth:`BasePredictor.predict` returns
+for the same architectures.
+
 Example:
     >>> from predictors import create_predictor
     >>> p = create_predictor("ridge", space=space).fit(archs[:100], y[:100])
     >>> p.score(archs[100:], y[100:])["kendall_tau"]
+    >>> p.predict_indices(space.indices(archs[:5]))   # == p.predict(archs[:5])
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from nas.space import ArchConfig, SearchSpace
-from predictors.encoding import ENCODERS, encode
+from predictors.encoding import ENCODERS, arch_indices, check_indices, encode_indices
 from predictors.metrics import scores
 
 State = tuple[dict[str, Any], dict[str, np.ndarray]]
@@ -92,15 +98,11 @@ class BasePredictor(ABC):
 
     def encode(self, archs: Sequence[ArchConfig]) -> np.ndarray:
         """The feature matrix this predictor sees for ``archs``."""
-        for arch in archs[:1]:
-            if not isinstance(arch, ArchConfig):
-                raise ValueError(f"archs must be ArchConfig objects, got {type(arch).__name__}")
-            if arch.space != self.space.name:
-                raise ValueError(
-                    f"architecture of space {arch.space!r} given to a predictor of "
-                    f"{self.space.name!r}"
-                )
-        return encode(self.space, archs, self.encoder)
+        return self._encode_idx(arch_indices(self.space, archs))
+
+    def encode_indices(self, idx: np.ndarray | Sequence[Sequence[int]]) -> np.ndarray:
+        """:meth:`encode` of an index matrix (see :meth:`predict_indices`)."""
+        return self._encode_idx(check_indices(self.space, idx))
 
     @property
     def fitted(self) -> bool:
@@ -121,13 +123,28 @@ class BasePredictor(ABC):
 
     def predict(self, archs: Sequence[ArchConfig]) -> np.ndarray:
         """One prediction per architecture."""
-        return self.predict_features(self.encode(archs))
+        return self._predict_idx(arch_indices(self.space, archs))
+
+    def predict_indices(self, idx: np.ndarray | Sequence[Sequence[int]]) -> np.ndarray:
+        """:meth:`predict` for an index matrix ``(n, dims)``, without ``ArchConfig`` objects.
+
+        Row ``r`` holds the position of each dimension's value among its allowed values
+        (``space.indices(archs)``, or the rows ``space.from_index_matrix`` takes); positions
+        of inactive dimensions are ignored (they may be -1). The result equals
+        ``predict(space.from_index_matrix(idx))`` exactly, and is the fast path for searches.
+
+        Raises:
+            ValueError: wrong shape or positions out of range.
+            NotFittedError: called before :meth:`fit`.
+        """
+        return self._predict_idx(check_indices(self.space, idx))
 
     def predict_features(self, X: np.ndarray) -> np.ndarray:
         """Predictions for an already encoded matrix."""
         self._check_fitted(X)
-        out = self._predict(np.asarray(X, dtype=np.float64))
-        return np.exp(out) if self.log_target else out
+        if X.shape[0] == 0:
+            return np.zeros(0)
+        return self._output(self._predict(np.asarray(X, dtype=np.float64)))
 
     def score(self, archs: Sequence[ArchConfig], y: ArrayLike) -> dict[str, float]:
         """Kendall τ, Spearman ρ, RMSE and MAPE of the predictions against ``y``."""
@@ -146,6 +163,18 @@ class BasePredictor(ABC):
         self._fitted = True
 
     # ---------------------------------------------------------------- for subclasses
+    def _encode_idx(self, idx: np.ndarray) -> np.ndarray:
+        """Features of a validated index matrix (inactive positions -1)."""
+        return encode_indices(self.space, idx, self.encoder)
+
+    def _predict_idx(self, idx: np.ndarray) -> np.ndarray:
+        """Predictions for a validated index matrix; subclasses may add a faster path."""
+        return self.predict_features(self._encode_idx(idx))
+
+    def _output(self, out: np.ndarray) -> np.ndarray:
+        """The model's output in the target's scale (undoes ``log_target``)."""
+        return np.exp(out) if self.log_target else out
+
     @abstractmethod
     def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
         """Fit on features ``X`` and (possibly log-transformed) targets ``y``."""

@@ -16,43 +16,197 @@ this is what lifts Pixel 3 from τ 0.79 to 0.86); for MobileNetV3 spaces the MAC
 above; otherwise the ordinal encoding.
 
 Everything is vectorised over the ``(n, dims)`` index matrix: no Python loop per arch.
+:func:`arch_indices` builds that matrix from ``ArchConfig`` objects (one C-level pass over
+their stored positions); :func:`check_indices` validates a matrix a searcher holds and marks
+its inactive dimensions, so that :func:`encode_indices` and ``predict_indices`` of the
+predictors skip ``ArchConfig`` objects altogether.
 
 Example:
     >>> X = encode(space, archs, "features")
     >>> X.shape[0] == len(archs)
+    True
+    >>> np.array_equal(encode_indices(space, space.indices(archs), "features"), X)
     True
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import product
+from itertools import chain, product
+from operator import attrgetter
 
 import numpy as np
 
-from nas.space import ArchConfig, SearchSpace
+from nas.space import ArchConfig, InvalidArchError, SearchSpace
 
 ENCODERS = ("onehot", "ordinal", "features", "compact", "onehot+ordinal")
+
+
+_positions = attrgetter("positions")
+_space_of = attrgetter("space")
 
 
 def encode(space: SearchSpace, archs: Sequence[ArchConfig], encoder: str = "onehot") -> np.ndarray:
     """The feature matrix of ``archs`` under ``encoder`` (one of :data:`ENCODERS`).
 
     Raises:
-        ValueError: ``encoder`` is unknown.
+        ValueError: ``encoder`` is unknown, or an arch is not of ``space``.
+    """
+    _check_encoder(encoder)
+    return encode_indices(space, arch_indices(space, archs), encoder)
+
+
+def encode_indices(space: SearchSpace, idx: np.ndarray, encoder: str = "onehot") -> np.ndarray:
+    """:func:`encode` of an index matrix whose inactive positions are -1.
+
+    ``idx`` is what :meth:`nas.SearchSpace.indices` or :func:`check_indices` returns.
+    """
+    _check_encoder(encoder)
+    if encoder in ("onehot", "ordinal"):
+        return space.encode_indices(idx, encoder)  # type: ignore[arg-type]
+    if encoder == "onehot+ordinal":
+        onehot = space.encode_indices(idx, "onehot")
+        return np.hstack([onehot, space.encode_indices(idx, "ordinal")])
+    if encoder == "features":
+        return np.hstack([space.encode_indices(idx), features_function(space)(space, idx)])
+    return features_function(space, "compact")(space, idx)
+
+
+def dense_part(space: SearchSpace, idx: np.ndarray, encoder: str) -> np.ndarray | None:
+    """The columns of ``encoder`` that follow its leading one-hot block (``None``: none).
+
+    For the encoders that start with the one-hot block (``onehot``, ``features``,
+    ``onehot+ordinal``) a model can gather the one-hot part (see :func:`onehot_columns`) and
+    multiply only this dense rest.
+
+    Raises:
+        ValueError: ``encoder`` does not start with the one-hot block.
     """
     if encoder == "onehot":
-        return space.encode(archs, "onehot")
-    if encoder == "ordinal":
-        return space.encode(archs, "ordinal")
+        return None
     if encoder == "onehot+ordinal":
-        return np.hstack([space.encode(archs, "onehot"), space.encode(archs, "ordinal")])
+        return space.encode_indices(idx, "ordinal")
     if encoder == "features":
-        idx = space.indices(archs)
-        return np.hstack([space.encode_indices(idx), features_function(space)(space, idx)])
-    if encoder == "compact":
-        return features_function(space, "compact")(space, space.indices(archs))
-    raise ValueError(f"encoder must be one of {list(ENCODERS)}, got {encoder!r}")
+        return features_function(space)(space, idx)
+    raise ValueError(f"encoder {encoder!r} does not start with the one-hot block")
+
+
+ONEHOT_LED = ("onehot", "features", "onehot+ordinal")
+"""Encoders whose first columns are the space's one-hot encoding."""
+
+
+def onehot_width(space: SearchSpace) -> int:
+    """Number of one-hot columns of ``space`` (one per dimension and value)."""
+    return sum(len(c.values) for c in space.choices)
+
+
+def onehot_columns(space: SearchSpace, idx: np.ndarray) -> np.ndarray:
+    """The one-hot column of each (row, dimension) of ``idx``; inactive ones point one past
+    the last column (:func:`onehot_width`), so a model can gather from a weight matrix with a
+    zero row appended instead of multiplying a one-hot matrix."""
+    offsets = np.cumsum([0] + [len(c.values) for c in space.choices[:-1]], dtype=np.int64)
+    return np.where(idx >= 0, idx + offsets, onehot_width(space))
+
+
+def arch_indices(space: SearchSpace, archs: Sequence[ArchConfig]) -> np.ndarray:
+    """:meth:`nas.SearchSpace.indices` (inactive positions -1), built in one pass.
+
+    Raises:
+        ValueError: an element is not an ``ArchConfig`` of ``space``.
+    """
+    n, d = len(archs), len(space.choices)
+    try:
+        spaces = set(map(_space_of, archs))
+    except AttributeError:
+        spaces = set()
+    if spaces - {space.name} or len(spaces) != min(n, 1):
+        bad = next((a for a in archs if not isinstance(a, ArchConfig)), None)
+        if bad is not None:
+            raise ValueError(f"archs must be ArchConfig objects, got {type(bad).__name__}")
+        other = sorted(spaces - {space.name})[0]
+        raise ValueError(f"architecture of space {other!r} given for space {space.name!r}")
+    try:  # positions below 256 (every shipped space): one C-level pass through bytes
+        flat = np.frombuffer(bytearray(chain.from_iterable(map(_positions, archs))), np.uint8)
+    except ValueError:
+        flat = np.fromiter(chain.from_iterable(map(_positions, archs)), np.int64)
+    if flat.size != n * d:
+        raise ValueError(f"architectures of space {space.name!r} need {d} positions each")
+    return mask_inactive(space, flat.astype(np.int64).reshape(n, d))
+
+
+def check_indices(space: SearchSpace, idx: np.ndarray | Sequence[Sequence[int]]) -> np.ndarray:
+    """Validate an index matrix ``(n, dims)`` of value positions and mark inactive ones -1.
+
+    Rows may come from :meth:`nas.SearchSpace.indices` (inactive positions already -1) or
+    hold a position for every dimension, as :meth:`nas.SearchSpace.from_index_matrix` takes
+    them. Returns a new int64 matrix; ``idx`` is not modified.
+
+    Raises:
+        ValueError: wrong shape, non-integer values or positions out of range.
+    """
+    arr = np.asarray(idx)
+    d = len(space.choices)
+    if arr.ndim != 2 or arr.shape[1] != d:
+        raise InvalidArchError(
+            f"space {space.name!r} needs an index matrix of shape (n, {d}), got {arr.shape}"
+        )
+    integral = arr.dtype.kind in "iu" or (
+        arr.dtype.kind == "f" and bool(np.array_equal(arr, np.round(arr)))
+    )
+    if arr.size and not integral:
+        raise InvalidArchError(f"index matrix must hold integers, got dtype {arr.dtype}")
+    out = arr.astype(np.int64, copy=True)
+    sizes = np.array([len(c.values) for c in space.choices], dtype=np.int64)
+    bad = (out < -1) | (out >= sizes)
+    if bad.any():
+        r, i = map(int, np.argwhere(bad)[0])
+        raise InvalidArchError(
+            f"{space.choices[i].name}: index {out[r, i]} in row {r} is out of range; "
+            f"allowed 0..{sizes[i] - 1} (or -1 when inactive)"
+        )
+    given_inactive = out == -1
+    masked = mask_inactive(space, out)
+    if given_inactive.any():
+        inactive = np.zeros_like(given_inactive)
+        for i, parent, first_active in _conditions(space):
+            inactive[:, i] = masked[:, parent] < first_active
+        wrong = given_inactive & ~inactive
+        if wrong.any():
+            r, i = map(int, np.argwhere(wrong)[0])
+            raise InvalidArchError(
+                f"{space.choices[i].name}: index -1 (inactive) in row {r}, but the dimension is "
+                "active there"
+            )
+    return masked
+
+
+def mask_inactive(space: SearchSpace, idx: np.ndarray) -> np.ndarray:
+    """Set the positions of inactive dimensions to -1, in place; returns ``idx``."""
+    for i, parent, first_active in _conditions(space):
+        idx[idx[:, parent] < first_active, i] = -1
+    return idx
+
+
+def _conditions(space: SearchSpace) -> list[tuple[int, int, int]]:
+    """``(dimension, parent dimension, first parent position that activates it)``."""
+    names = space.names
+    out = []
+    for i, c in enumerate(space.choices):
+        if c.when is None:
+            continue
+        parent = space.choices[names.index(c.when.dim)]
+        at_least = c.when.at_least
+        first = next(
+            (j for j, v in enumerate(parent.values) if not isinstance(v, str) and v >= at_least),
+            len(parent.values),
+        )
+        out.append((i, names.index(c.when.dim), first))
+    return out
+
+
+def _check_encoder(encoder: str) -> None:
+    if encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {list(ENCODERS)}, got {encoder!r}")
 
 
 FeatureFunction = Callable[[SearchSpace, np.ndarray], np.ndarray]

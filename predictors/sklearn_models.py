@@ -25,6 +25,7 @@ from sklearn.svm import SVR
 
 from nas.space import SearchSpace
 from predictors.base import BasePredictor, State
+from predictors.encoding import ONEHOT_LED, dense_part, onehot_columns, onehot_width
 
 LINEAR_MODELS = ("ridge", "huber")
 MODELS = ("ridge", "huber", "svr", "gbm", "rf", "et")
@@ -115,6 +116,19 @@ class SklearnPredictor(BasePredictor):
         if self._coef is not None:
             return X @ self._coef + self._intercept
         return np.asarray(self._estimator.predict(X), dtype=np.float64)
+
+    def _predict_idx(self, idx: np.ndarray) -> np.ndarray:
+        # a linear model on a one-hot-led encoding: gather-sum its coefficients per row
+        # instead of building the one-hot matrix
+        if self._coef is None or self.encoder not in ONEHOT_LED:
+            return super()._predict_idx(idx)
+        self._check_fitted(None)
+        width = onehot_width(self.space)
+        out = np.append(self._coef[:width], 0.0)[onehot_columns(self.space, idx)].sum(axis=1)
+        rest = dense_part(self.space, idx, self.encoder)
+        if rest is not None:
+            out += rest @ self._coef[width:]
+        return self._output(out + self._intercept)
 
     def _get_state(self) -> State:
         if self._coef is not None:

@@ -99,11 +99,12 @@ class TransferPredictor(BasePredictor):
         super().fit(archs, y)
         return self
 
-    def encode(self, archs: Sequence[ArchConfig]) -> np.ndarray:
-        own = super().encode(archs)
+    def _encode_idx(self, idx: np.ndarray) -> np.ndarray:
+        """The priors' predictions, then the device's own features."""
+        own = super()._encode_idx(idx)
         if not self.priors:
             return own
-        prior = np.column_stack([p.predict(archs) for p in self.priors])
+        prior = np.column_stack([p.predict_indices(idx) for p in self.priors])
         return np.hstack([prior, own])
 
     def _design(self, X: np.ndarray, choice: str) -> np.ndarray:

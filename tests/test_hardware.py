@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,67 @@ def test_shipped_profiles_have_provenance_and_are_small() -> None:
             assert model.validation["n_test"] >= 1000
 
 
+def test_wheel_ships_every_profile(tmp_path: Path) -> None:
+    """A non-editable install carries ``hardware_profiles`` and finds them by resource."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    root = Path(__file__).resolve().parents[1]
+    src = tmp_path / "src"  # build from a copy: setuptools writes build/ next to the sources
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, src / name)
+    for package in ("nas", "search_spaces", "predictors", "hardware_profiles"):
+        shutil.copytree(root / package, src / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path / "dist"), str(src)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert build.returncode == 0, build.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    shipped = sorted(p.name for p in (root / "hardware_profiles").glob("*.json"))
+    assert len(shipped) >= 15
+    with zipfile.ZipFile(wheel) as z:
+        in_wheel = sorted(
+            n.split("/", 1)[1] for n in z.namelist()
+            if n.startswith("hardware_profiles/") and n.endswith(".json")
+        )
+        assert in_wheel == shipped
+        z.extractall(tmp_path / "site")  # a pure wheel installs by unpacking
+    # the installed copy, imported from elsewhere, finds its profiles through the package
+    probe = (
+        "import nas, nas.hardware.profile as hp, hardware_profiles, pathlib;"
+        "assert pathlib.Path(nas.__file__).is_relative_to(pathlib.Path.cwd()), nas.__file__;"
+        "assert hp.PROFILE_DIR == pathlib.Path(hardware_profiles.__file__).parent.resolve();"
+        "print(len(nas.list_profiles()), nas.load_profile('nb201_pixel3').name)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NAS_PROFILE_PATH"}
+    env["PYTHONPATH"] = str(tmp_path / "site")
+    run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path / "site", env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == [str(len(shipped)), "nb201_pixel3"]
+
+
+def test_profile_dir_is_the_package_resource() -> None:
+    from importlib import resources
+
+    from nas.hardware.profile import shipped_profile_dir
+
+    assert shipped_profile_dir() == PROFILE_DIR
+    assert (PROFILE_DIR / "__init__.py").is_file()
+    try:
+        package = resources.files("hardware_profiles")
+    except ModuleNotFoundError:  # an editable install made before the folder was a package
+        pytest.skip("hardware_profiles is not importable here")
+    names = {p.name for p in package.iterdir() if p.name.endswith(".json")}
+    assert names == {p.name for p in PROFILE_DIR.glob("*.json")}
+
+
 @pytest.mark.skipif(not (DATA / "nas_bench_201").is_dir(), reason="shared data not present")
 def test_shipped_nb201_profile_ranks_real_measurements() -> None:
     import pandas as pd
@@ -211,6 +273,8 @@ def test_lut_predictor_sums_and_corrects(tmp_path: Path) -> None:
     measured = 2.0 * sums + 0.5  # what the sum misses: a scale and an overhead
     p.fit(archs[:20], measured[:20])
     np.testing.assert_allclose(p.predict(archs[20:]), measured[20:], rtol=1e-3)
+    rows = TINY.indices(archs, fill_inactive=False)
+    np.testing.assert_array_equal(p.predict_indices(rows), p.predict(archs))
     profile = _profile(latency={"tiny": LatencyModel(
         space="tiny", fingerprint=TINY.fingerprint(), lut=table, num_classes=10,
         predictor=predictor_to_json(p))})
@@ -226,7 +290,67 @@ def test_lut_unknown_layer_names_the_key() -> None:
         p.predict(TINY.sample_many(50, np.random.default_rng(0)))
 
 
+def test_measure_min_time_gives_tiny_models_more_runs() -> None:
+    tiny = nn.Linear(4, 4)
+    stats = measure_latency(tiny, (1, 4), warmup=0, repeats=3, min_time_s=0.002)
+    assert stats.repeats > 3
+    capped = measure_latency(tiny, (1, 4), warmup=0, repeats=3, min_time_s=10.0, max_repeats=7)
+    assert capped.repeats == 7
+    assert measure_latency(tiny, (1, 4), warmup=0, repeats=3).repeats == 3
+    with pytest.raises(ValueError, match="max_repeats"):
+        measure_latency(tiny, (1, 4), repeats=5, max_repeats=4)
+    with pytest.raises(ValueError, match="min_time_s"):
+        measure_latency(tiny, (1, 4), min_time_s=-1.0)
+
+
+def test_rounds_sweep_in_new_random_orders(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nas.hardware.build as build
+
+    seen: list[tuple[int, ...]] = []
+    fake = measure_latency(nn.Linear(2, 2), (1, 2), warmup=0, repeats=1)
+    monkeypatch.setattr(build, "measure_latency",
+                        lambda _m, shape, **kw: seen.append(tuple(shape)) or fake)
+    build_lookup_table(TINY, num_classes=10, rounds=3)
+    n = len(distinct_layers(TINY, num_classes=10))
+    rounds = [seen[i * n : (i + 1) * n] for i in range(3)]
+    assert len(seen) == 3 * n
+    assert all(sorted(r) == sorted(rounds[0]) for r in rounds)  # every layer, every round
+    assert rounds[0] != rounds[1] != rounds[2]
+    seen.clear()
+    build_lookup_table(TINY, num_classes=10, rounds=3)
+    assert [seen[i * n : (i + 1) * n] for i in range(3)] == rounds  # seeded
+
+
 def test_measure_uses_given_threads() -> None:
     before = torch.get_num_threads()
     measure_latency(nn.Linear(4, 4), (1, 4), repeats=1, threads=1)
     assert torch.get_num_threads() == before
+
+
+def test_profile_latency_uses_the_index_path_and_sees_a_new_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nas.distributed.search import profile_latency
+
+    table = _macs_table()
+    model = LatencyModel(space="tiny", fingerprint=TINY.fingerprint(), lut=table, num_classes=10)
+    path = save_profile(_profile(latency={"tiny": model}), tmp_path)
+    archs = TINY.sample_many(30, np.random.default_rng(1))
+    want = LookupTablePredictor(TINY, table=table, num_classes=10).predict(archs)
+    calls: list[int] = []
+    original = LookupTablePredictor.predict_indices
+
+    def counted(self: LookupTablePredictor, idx: Any) -> np.ndarray:
+        calls.append(len(idx))
+        return original(self, idx)
+
+    monkeypatch.setattr(LookupTablePredictor, "predict_indices", counted)
+    got = [m["latency_ms"] for m in profile_latency(str(path), archs)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert calls == [30]
+    doubled = {k: 2 * v for k, v in table.items()}
+    model = LatencyModel(space="tiny", fingerprint=TINY.fingerprint(), lut=doubled, num_classes=10)
+    save_profile(_profile(latency={"tiny": model}), tmp_path)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    again = [m["latency_ms"] for m in profile_latency(str(path), archs)]
+    np.testing.assert_allclose(again, 2 * want, rtol=1e-12)

@@ -78,6 +78,27 @@ class PredictorContract:
         again_by_name = load_predictor(path)  # the space is recreated from the file
         assert again_by_name.space.name == "tiny"
 
+    def test_predict_indices_equals_predict(self, fitted: BasePredictor) -> None:
+        archs = TEST[0]
+        want = fitted.predict(archs)
+        np.testing.assert_array_equal(fitted.predict_indices(SPACE.indices(archs)), want)
+        # full position rows (inactive dimensions hold a value), as searchers keep them
+        rows = np.array([a.positions for a in archs])
+        np.testing.assert_array_equal(fitted.predict_indices(rows), want)
+        np.testing.assert_array_equal(fitted.encode_indices(rows), fitted.encode(archs))
+        assert fitted.predict_indices(rows[:0]).shape == (0,)
+
+    def test_bad_index_rows_rejected(self, fitted: BasePredictor) -> None:
+        rows = SPACE.indices(TEST[0][:4], fill_inactive=False)
+        with pytest.raises(ValueError, match="shape"):
+            fitted.predict_indices(rows[:, :-1])
+        too_big = rows.copy()
+        too_big[2, 0] = len(SPACE.choices[0].values)
+        with pytest.raises(ValueError, match="out of range"):
+            fitted.predict_indices(too_big)
+        with pytest.raises(ValueError, match="integers"):
+            fitted.predict_indices(rows + 0.5)
+
     def test_deterministic(self) -> None:
         a = self.make().fit(*TRAIN).predict(TEST[0][:20])
         b = self.make().fit(*TRAIN).predict(TEST[0][:20])

@@ -167,3 +167,64 @@ def test_search_usage_errors(tiny_run: Path, capsys: pytest.CaptureFixture[str])
         == 2
     )
     assert "PROFILE=ms" in capsys.readouterr().err
+
+
+def test_search_with_macs_and_params_limits(
+    tiny_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nas.counting import count
+
+    code = main(
+        [
+            "search",
+            "--run",
+            str(tiny_run),
+            "--profiles",
+            "tiny_fast",
+            "--searcher",
+            "random",
+            "--budget",
+            "12",
+            "--max-macs",
+            "200k",
+            "--max-params",
+            "1.5e4",
+            "--accuracy",
+            "measured",
+            "--images",
+            "16",
+            "--bn-batches",
+            "1",
+            "--sequential",
+            "--export-top",
+            "-1",
+            "--json",
+        ]
+    )
+    assert code == 0
+    row = json.loads(capsys.readouterr().out)["tiny_fast"]
+    trials = pd.read_csv(tiny_run / "search" / "tiny_fast" / "trials.csv")
+    assert len(trials) == 12
+    space = nas.create_space("tiny")
+    for text, macs, params in zip(trials["arch"], trials["macs"], trials["params"]):
+        counted = count(space, space.from_json(text), num_classes=10)
+        assert (macs, params) == (counted["macs"], counted["params"])
+    feasible = (trials["macs"] <= 200_000) & (trials["params"] <= 15_000)
+    assert 0 < feasible.sum() < 12  # the limits bind on some trials, not all
+    assert (trials["feasible"] == feasible).all()
+    assert row["macs"] <= 200_000 and row["params"] <= 15_000
+    plan = json.loads((tiny_run / "search" / "tiny_fast" / "plan.json").read_text())
+    assert plan["sources"]["macs"] == plan["sources"]["params"] == "counted"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--max-macs", "lots"), ("--max-macs", "-5"), ("--max-params", "0"), ("--max-params", "nan")],
+)
+def test_bad_count_limits_name_the_flag(
+    tiny_run: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str
+) -> None:
+    args = ["search", "--run", str(tiny_run), "--profiles", "tiny_fast", "--sequential"]
+    assert main([*args, flag, value]) == 2
+    err = capsys.readouterr().err
+    assert flag in err and repr(value) in err and "positive number" in err and "300M" in err

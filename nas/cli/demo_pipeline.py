@@ -97,8 +97,9 @@ class ProfileLatency:
     locations: dict[str, str]
 
     def __call__(self, profile: str, archs: list[ArchConfig]) -> list[dict[str, float]]:
-        values = _latency_predictor(self.locations[profile], archs[0].space).predict(archs)
-        return [{"latency_ms": float(v)} for v in np.asarray(values, dtype=float).reshape(-1)]
+        from nas.distributed.search import profile_latency  # cached model, index rows
+
+        return profile_latency(self.locations[profile], archs)
 
 
 def _latency_predictor(location: str, space_name: str) -> Any:

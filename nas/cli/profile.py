@@ -127,7 +127,11 @@ def _measure_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--rounds", type=int, default=1,
-                   help="sweeps over all layers/subnets, merged (robust on a busy machine)")
+                   help="sweeps over all layers/subnets, each in a new random order, merged "
+                   "(robust on a busy machine)")
+    p.add_argument("--min-time-ms", type=float, default=0.0,
+                   help="per layer/subnet and round, re-run until this much is timed (gives "
+                   "tiny layers more runs)")
     p.add_argument("--clock", default="wall", choices=["wall", "thread_cpu"],
                    help="thread_cpu: CPU time of the timing thread (needs --threads 1, cpu)")
     p.add_argument("--statistic", default="median_ms", choices=["median_ms", "min_ms"],
@@ -164,7 +168,7 @@ def run_build(args: argparse.Namespace) -> int:
             space, runtime=args.runtime, batch_size=args.batch_size, device=args.device,
             threads=args.threads, warmup=args.warmup, repeats=args.repeats,
             num_classes=args.num_classes, partial_path=partial, progress=_progress(bar),
-            clock=args.clock, rounds=args.rounds,
+            clock=args.clock, rounds=args.rounds, min_time_s=args.min_time_ms / 1e3,
         )
     finally:
         bar.close()
@@ -186,7 +190,9 @@ def run_build(args: argparse.Namespace) -> int:
             source=f"measured here with `nas profile build` on {platform.node() or 'this host'}",
             licence="CC0-1.0",
             notes=f"{len(results)} layers, {args.statistic} of {args.rounds} x {args.repeats} "
-            f"runs after {args.warmup} warm-up runs, clock {args.clock}",
+            f"runs after {args.warmup} warm-up runs, clock {args.clock}"
+            + (f", at least {args.min_time_ms:g} ms per layer and round"
+               if args.min_time_ms else ""),
         ),
         latency={space.name: model},
     )
@@ -223,6 +229,7 @@ def _measure(args: argparse.Namespace, *, fit_correction: bool) -> int:
             runtime=args.runtime or profile.runtime, batch_size=args.batch_size,
             device=args.device, threads=args.threads, warmup=args.warmup, repeats=args.repeats,
             progress=_progress(bar), clock=args.clock, rounds=args.rounds,
+            min_time_s=args.min_time_ms / 1e3,
         )
     finally:
         bar.close()

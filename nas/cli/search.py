@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from nas.cli import UsageError
 EXAMPLE = """example:
   nas search --run runs/tiny-sandwich --profiles nb201_pixel3,nb201_samsung_s7 \\
       --max-latency 12 --max-latency-for nb201_pixel3=8 --searcher evolution --budget 200
+  nas search --run runs/tiny-sandwich --profiles nb201_pixel3 --max-macs 300M --max-params 5e6
   nas search --run runs/tiny-sandwich --profiles nb201_pixel3 --resume --budget 400
 """
 
@@ -46,6 +48,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-latency", type=float, default=None, help="latency limit (ms), all profiles"
     )
     p.add_argument("--max-latency-for", default="", help="per-profile limits: P=ms,Q=ms")
+    p.add_argument(
+        "--max-macs",
+        default=None,
+        help="MAC limit (multiply-accumulates, as 'nas stats' counts them), all profiles; "
+        "a number such as 3e8 or with a k/M/G suffix (300M)",
+    )
+    p.add_argument(
+        "--max-params",
+        default=None,
+        help="parameter-count limit, all profiles; a number such as 5e6 or 5M",
+    )
     p.add_argument(
         "--accuracy",
         choices=("auto", "measured", "predictor"),
@@ -94,6 +107,41 @@ def _limits(args: argparse.Namespace, profiles: list[str]) -> dict[str, dict[str
     return out
 
 
+_SUFFIX = {"k": 1e3, "m": 1e6, "g": 1e9}
+
+
+def parse_count(flag: str, text: str | None) -> float | None:
+    """A positive count such as ``300000000``, ``3e8`` or ``300M`` (k/M/G); None stays None."""
+    if text is None:
+        return None
+    body = text.strip()
+    scale = 1.0
+    if body and body[-1].lower() in _SUFFIX:
+        scale, body = _SUFFIX[body[-1].lower()], body[:-1]
+    try:
+        value = float(body) * scale
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(
+            f"{flag} {text!r}: expected a positive number, e.g. 3e8, 300000000 or 300M "
+            "(suffixes k, M, G)"
+        )
+    return value
+
+
+def _shared_constraints(args: argparse.Namespace) -> dict[str, float]:
+    out = {}
+    for flag, metric, text in (
+        ("--max-macs", "macs", args.max_macs),
+        ("--max-params", "params", args.max_params),
+    ):
+        value = parse_count(flag, text)
+        if value is not None:
+            out[metric] = value
+    return out
+
+
 def _measured(run_dir: Path, args: argparse.Namespace) -> Any:
     from nas.data import load_data, split
     from nas.distributed.search import MeasuredAccuracy
@@ -119,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--profiles: name at least one device profile")
     if args.budget < 1:
         raise UsageError(f"--budget must be >= 1, got {args.budget}")
+    shared = _shared_constraints(args)
     predictor_path = run_dir / "predictors" / "accuracy"
     use_predictor = args.accuracy == "predictor" or (
         args.accuracy == "auto" and predictor_path.with_suffix(".json").is_file()
@@ -139,10 +188,12 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         batch_size=args.batch_size,
         constraints=_limits(args, profiles),
+        shared_constraints=shared,
         info={
             "sources": {
                 "accuracy": "predicted" if use_predictor else "measured",
                 "latency_ms": "predicted",
+                **{metric: "counted" for metric in shared},
             }
         },
     )

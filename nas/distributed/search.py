@@ -6,6 +6,8 @@ every batch into chunks measured by Ray tasks (one CPU each): the supernet's wei
 validation data are put in the object store once, by the driver, and every task rebuilds the
 supernet from them, BN-recalibrates each subnet and measures it (:func:`nas.evaluation.evaluate`).
 Device metrics (latency) come from the profile's latency model, or from ``device_metrics``.
+Constraints on ``params`` or ``macs`` (raw counts, as :func:`nas.count` gives them) add those
+counts to every trial (:class:`CountedMetrics`; no torch, no measurement).
 
 Faults: measurement tasks and search tasks are retried (``max_retries``). A retried search
 resumes from its ``trials.csv``, so a worker killed mid-search loses no logged trial and
@@ -21,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 Metrics = list[dict[str, float]]
 DeviceMetrics = Callable[[str, list[ArchConfig]], Metrics]
 MeasureFn = Callable[[list[ArchConfig]], Metrics]
+COUNTED = ("params", "macs")  # metrics nas.counting computes (raw counts, not millions)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,7 +55,8 @@ class DevicePlan:
         batch_size: architectures per evaluate call (default: the searcher's preference).
         objectives: ``{metric: "max" | "min"}``.
         constraints: per profile, ``{metric: limit}`` (e.g. its latency budget).
-        shared_constraints: constraints every profile has (e.g. ``{"params": 5e6}``).
+        shared_constraints: constraints every profile has (e.g. ``{"params": 5e6}``;
+            ``params``/``macs`` are counted per trial, see :class:`CountedMetrics`).
         options: the searcher's keyword options.
         max_retries: retries of a killed measurement or search task.
         info: extra fields for each ``plan.json`` (e.g. ``{"sources": {"accuracy": "measured"}}``).
@@ -118,17 +123,78 @@ def measure_on_supernet(
 
 
 def profile_latency(profile: str, archs: list[ArchConfig]) -> Metrics:
-    """``latency_ms`` from the hardware profile's latency model for the archs' space."""
+    """``latency_ms`` from the hardware profile's latency model for the archs' space.
+
+    The model is loaded once per process and profile file version (a search calls this per
+    batch) and predicts on index rows (``predict_indices``: a lookup table's vectorised sums).
+    """
     import numpy as np
 
+    predictor = _latency_model(profile, archs[0].space, _profile_stamp(profile))
+    values = np.asarray(predictor.predict_indices(predictor.space.indices(archs)), dtype=float)
+    return [{"latency_ms": float(v)} for v in values.reshape(-1)]
+
+
+def _profile_stamp(profile: str) -> int:
+    """The modification time (ns) of the file ``profile`` names (0 when none is found)."""
+    from nas.hardware.profile import profile_dirs
+
+    path = Path(profile)
+    candidates = [path] if path.suffix == ".json" or path.is_file() else []
+    candidates += [folder / f"{profile}.json" for folder in profile_dirs()]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.stat().st_mtime_ns
+    return 0
+
+
+@functools.lru_cache(maxsize=32)
+def _latency_model(profile: str, space_name: str, stamp: int) -> Any:
+    """The latency predictor of ``profile`` for ``space_name`` (``stamp``: the file's version)."""
     from nas.hardware import load_profile
     from nas.registry import create_space
     from predictors.io import latency_predictor
 
-    space = create_space(archs[0].space)
-    predictor = latency_predictor(load_profile(profile), space)
-    values = np.asarray(predictor.predict(archs), dtype=float).reshape(-1)
-    return [{"latency_ms": float(v)} for v in values]
+    return latency_predictor(load_profile(profile), create_space(space_name))
+
+
+class CountedMetrics:
+    """Device metrics plus ``params`` and ``macs`` (:func:`nas.counting.count_many`); picklable.
+
+    Args:
+        inner: the device metrics to extend (e.g. :func:`profile_latency`).
+        num_classes: the classifier width the counts assume (the supernet's).
+    """
+
+    def __init__(self, inner: DeviceMetrics, num_classes: int) -> None:
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        self.inner = inner
+        self.num_classes = num_classes
+
+    def __call__(self, profile: str, archs: list[ArchConfig]) -> Metrics:
+        from nas.counting import count_many
+        from nas.registry import create_space
+
+        counts = count_many(create_space(archs[0].space), archs, self.num_classes)
+        device = self.inner(profile, archs)
+        return [{**d, **{k: float(v) for k, v in c.items()}} for d, c in zip(device, counts)]
+
+
+def _num_classes(run_path: Path, supernet: Any) -> int:
+    if supernet is not None and hasattr(supernet, "num_classes"):
+        return int(supernet.num_classes)
+    config = run_path / "supernet" / "config.json"
+    if config.is_file():
+        from nas.rundir import read_json
+
+        value = read_json(config).get("num_classes")
+        if isinstance(value, int):
+            return value
+    raise ValueError(
+        f"constraints on {list(COUNTED)} need the classifier width: pass supernet=..., or train "
+        f"the run first ({config} with num_classes)"
+    )
 
 
 class PredictedAccuracy:
@@ -312,6 +378,8 @@ def search_devices(
         if trials.exists() and not resume:
             raise ValueError(f"{trials} exists; pass resume=True (--resume) to continue it")
     device = device_metrics or profile_latency
+    if any(m in COUNTED for p in profiles for m in plan.constraints_for(p)):
+        device = CountedMetrics(device, _num_classes(run_path, supernet))
     if accuracy is None:
         saved = run_path / "predictors" / "accuracy"
         if not saved.with_suffix(".json").is_file():

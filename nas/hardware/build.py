@@ -5,8 +5,14 @@ without enumerating the space: with every stage at full depth, each block's laye
 its own choices and the resolution, so the architectures whose blocks all share one setting
 (e.g. all kernel 5, expand 4) at each resolution cover them. A seeded random sample on top
 catches layers that depend on a neighbour's choice. :func:`build_lookup_table` times each
-layer alone (warm-up, repeats, median) and saves partial results atomically after every
-layer, so an interrupted build resumes where it stopped.
+layer alone (warm-up, repeats, median) and saves partial results atomically every few
+seconds and after every round, so an interrupted build resumes where it stopped.
+
+On a machine shared with other jobs, measure in several ``rounds``: every round sweeps all
+layers (or subnets, in :func:`measure_subnets`) in a fresh random order, so a busy spell
+touches random layers rather than a run of similar ones (the layers are listed resolution by
+resolution); keep the minimum over rounds, and give tiny layers more runs with
+``min_time_s``.
 
 Example:
     >>> specs = distinct_layers(space)
@@ -18,6 +24,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +40,8 @@ log = logging.getLogger(__name__)
 
 _BLOCK = re.compile(r"^(?P<stage>[^.]+)\.b\d+\.(?P<field>.+)$")
 MAX_UNIFORM = 5000
+SAVE_EVERY_S = 2.0
+"""Seconds between rewrites of the partial-results file (and at the end of every round)."""
 
 
 def layers_function(space: SearchSpace) -> Callable[..., list[Any]]:
@@ -100,6 +109,8 @@ def build_lookup_table(
     progress: Callable[[int, int], None] | None = None,
     clock: str = "wall",
     rounds: int = 1,
+    min_time_s: float = 0.0,
+    seed: int = 0,
 ) -> dict[str, dict[str, float]]:
     """Time every distinct layer of ``space``; ``{key: LatencyStats.to_dict()}``.
 
@@ -109,9 +120,12 @@ def build_lookup_table(
             :func:`nas.hardware.measure_latency`.
         num_classes: classifier width used to describe the head.
         clock: ``"wall"`` or ``"thread_cpu"`` (see :func:`nas.hardware.measure_latency`).
-        rounds: sweeps over all layers; the stats merge them (median of medians, minimum).
+        rounds: sweeps over all layers, each in its own random order (seeded by ``seed``);
+            the stats merge them (median of medians, minimum).
+        min_time_s: per layer and round, time past ``repeats`` until this many seconds are
+            spent (see :func:`nas.hardware.measure_latency`).
         partial_path: a JSON file with the layers timed so far; read to resume, rewritten
-            atomically after every layer.
+            atomically every :data:`SAVE_EVERY_S` seconds and after every round.
         progress: called with ``(done, total)`` after every layer.
     """
     if rounds < 1:
@@ -122,6 +136,8 @@ def build_lookup_table(
         "space": space.name, "fingerprint": space.fingerprint(), "runtime": runtime,
         "batch_size": batch_size, "device": device, "threads": threads, "clock": clock,
     }
+    if min_time_s:
+        settings["min_time_s"] = min_time_s
     if partial_path is not None and Path(partial_path).is_file():
         partial = read_json(partial_path)
         if not isinstance(partial, dict) or partial.get("settings") != settings:
@@ -133,10 +149,22 @@ def build_lookup_table(
         done = {k: list(v) for k, v in partial.get("layers", {}).items()}
         log.info("resuming: %d of %d layers already timed", len(done), len(specs))
     total = len(specs) * rounds
-    for r in range(rounds):
-        # rounds sweep every layer in turn, so a busy spell hits all layers alike
-        for spec in specs:
-            if len(done.get(spec.key, [])) <= r:
+    saved_at = time.monotonic()
+
+    def save(force: bool) -> None:
+        nonlocal saved_at
+        if partial_path is not None and (force or time.monotonic() - saved_at >= SAVE_EVERY_S):
+            atomic_write_json(partial_path, {"settings": settings, "layers": done})
+            saved_at = time.monotonic()
+
+    count = sum(min(len(v), rounds) for v in done.values())
+    try:
+        for r in range(rounds):
+            # rounds sweep every layer in turn, each in a new order, so a busy spell hits
+            # random layers, not a run of similar ones
+            for spec in _order(specs, rounds, seed, r):
+                if len(done.get(spec.key, [])) > r:
+                    continue  # timed before an interruption
                 stats = measure_latency(
                     spec.build(),
                     spec.input_shape(batch_size),
@@ -146,13 +174,26 @@ def build_lookup_table(
                     device=device,
                     threads=threads,
                     clock=clock,
+                    min_time_s=min_time_s,
                 )
                 done.setdefault(spec.key, []).append(stats.to_dict())
-                if partial_path is not None:
-                    atomic_write_json(partial_path, {"settings": settings, "layers": done})
-            if progress is not None:
-                progress(sum(min(len(v), rounds) for v in done.values()), total)
+                count += 1
+                save(force=False)
+                if progress is not None:
+                    progress(count, total)
+            save(force=True)
+    except BaseException:
+        save(force=True)  # keep what was timed, for the resume
+        raise
     return {s.key: _merge(done[s.key][:rounds]) for s in specs}
+
+
+def _order(items: list[Any], rounds: int, seed: int, r: int) -> list[Any]:
+    """``items`` in round ``r``'s order: as given for a single round, else a seeded shuffle."""
+    if rounds == 1:
+        return items
+    perm = np.random.default_rng([seed, r]).permutation(len(items))
+    return [items[i] for i in perm]
 
 
 def _merge(rounds: list[dict[str, float]]) -> dict[str, float]:
@@ -182,8 +223,15 @@ def measure_subnets(
     progress: Callable[[int, int], None] | None = None,
     clock: str = "wall",
     rounds: int = 1,
+    min_time_s: float = 0.0,
+    seed: int = 0,
 ) -> list[dict[str, float]]:
     """Time whole subnets end to end (``supernet.extract(arch)``), one stats dict per arch.
+
+    With ``rounds > 1`` the subnets stay built and are timed round-robin, each round in its
+    own seeded random order (robust to a shared machine, see the module doc); the stats
+    merge the rounds (median of medians, overall minimum). ``min_time_s`` as in
+    :func:`nas.hardware.measure_latency`.
 
     Example:
         >>> rows = measure_subnets(space, space.sample_many(50, rng), repeats=10)
@@ -198,8 +246,10 @@ def measure_subnets(
     runs: list[list[dict[str, float]]] = [[] for _ in archs]
     # with several rounds the models stay built and are timed in turn, round after round
     models: dict[int, Any] = {}
+    done = 0
     for r in range(rounds):
-        for i, arch in enumerate(archs):
+        for i in _order(list(range(len(archs))), rounds, seed, r):
+            arch = archs[i]
             model = models.get(i) or supernet.extract(arch)
             if rounds > 1:
                 models[i] = model
@@ -215,8 +265,10 @@ def measure_subnets(
                 device=device,
                 threads=threads,
                 clock=clock,
+                min_time_s=min_time_s,
             )
             runs[i].append(stats.to_dict())
+            done += 1
             if progress is not None:
-                progress(r * len(archs) + i + 1, rounds * len(archs))
+                progress(done, rounds * len(archs))
     return [_merge(x) for x in runs]

@@ -76,6 +76,8 @@ def measure_latency(
     device: str = "cpu",
     threads: int | None = None,
     clock: str = "wall",
+    min_time_s: float = 0.0,
+    max_repeats: int = 1000,
 ) -> LatencyStats:
     """Time ``model`` on a random input of ``input_shape`` (batch included).
 
@@ -93,6 +95,10 @@ def measure_latency(
         clock: ``"wall"`` (default) or ``"thread_cpu"``: the CPU time of the calling thread,
             for single-threaded torch on a CPU shared with other jobs (time spent preempted
             does not count, so rankings survive a busy machine).
+        min_time_s: keep timing past ``repeats`` until the timed runs add up to this many
+            seconds (at most ``max_repeats`` runs): tiny layers get many more samples, so
+            their minimum or low quantile is as trustworthy as a big layer's.
+        max_repeats: the cap on timed runs that ``min_time_s`` may add.
 
     Returns:
         The median, mean, minimum and inter-quartile range in milliseconds.
@@ -108,22 +114,42 @@ def measure_latency(
         raise ValueError(f"input_shape must be positive sizes, got {input_shape}")
     if clock not in CLOCKS:
         raise ValueError(f"clock must be one of {list(CLOCKS)}, got {clock!r}")
+    if min_time_s < 0 or max_repeats < repeats:
+        raise ValueError(
+            f"need min_time_s >= 0 and max_repeats >= repeats, got {min_time_s} and {max_repeats}"
+        )
     if clock == "thread_cpu" and (runtime != "torch" or device != "cpu" or threads != 1):
         raise ValueError(
             "clock='thread_cpu' needs runtime='torch', device='cpu' and threads=1, got "
             f"runtime={runtime!r}, device={device!r}, threads={threads!r}"
         )
+    budget = _Budget(repeats, min_time_s, max_repeats)
     if runtime == "onnxruntime":
-        return _measure_onnxruntime(model, input_shape, warmup, repeats, threads)
+        return _measure_onnxruntime(model, input_shape, warmup, budget, threads)
     timer = time.thread_time if clock == "thread_cpu" else time.perf_counter
-    return _measure_torch(model, input_shape, warmup, repeats, device, threads, timer)
+    return _measure_torch(model, input_shape, warmup, budget, device, threads, timer)
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """How many timed runs: at least ``repeats``, more until ``min_time_s`` is spent."""
+
+    repeats: int
+    min_time_s: float
+    max_repeats: int
+
+    def more(self, times: list[float]) -> bool:
+        """Whether to time another run after ``times``."""
+        if len(times) < self.repeats:
+            return True
+        return len(times) < self.max_repeats and sum(times) < self.min_time_s
 
 
 def _measure_torch(
     model: nn.Module,
     shape: tuple[int, ...],
     warmup: int,
-    repeats: int,
+    budget: _Budget,
     device: str,
     threads: int | None,
     timer: Callable[[], float],
@@ -140,17 +166,18 @@ def _measure_torch(
     try:
         model = model.eval().to(dev)
         x = torch.randn(*shape, device=dev)
-        times = []
+        times: list[float] = []
         with torch.inference_mode():
-            for i in range(warmup + repeats):
+            for _ in range(warmup):
+                model(x)
+            while budget.more(times):
                 if cuda:
                     torch.cuda.synchronize(dev)
                 start = timer()
                 model(x)
                 if cuda:
                     torch.cuda.synchronize(dev)
-                if i >= warmup:
-                    times.append(timer() - start)
+                times.append(timer() - start)
     finally:
         if threads:
             torch.set_num_threads(previous_threads)
@@ -171,7 +198,7 @@ def _onnx_bytes(model: nn.Module, shape: tuple[int, ...]) -> bytes:
 
 
 def _measure_onnxruntime(
-    model: nn.Module, shape: tuple[int, ...], warmup: int, repeats: int, threads: int | None
+    model: nn.Module, shape: tuple[int, ...], warmup: int, budget: _Budget, threads: int | None
 ) -> LatencyStats:
     import numpy as np
     import onnxruntime as ort
@@ -186,10 +213,11 @@ def _measure_onnxruntime(
     )
     name = session.get_inputs()[0].name
     x: Any = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    times = []
-    for i in range(warmup + repeats):
+    for _ in range(warmup):
+        session.run(None, {name: x})
+    times: list[float] = []
+    while budget.more(times):
         start = time.perf_counter()
         session.run(None, {name: x})
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
+        times.append(time.perf_counter() - start)
     return _stats(times)

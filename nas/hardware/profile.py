@@ -5,8 +5,9 @@ dtype), says where its numbers come from (:class:`Provenance`) and holds, per se
 :class:`LatencyModel`: a per-layer lookup table (milliseconds keyed by ``LayerSpec.key``)
 and/or the JSON form of a fitted latency predictor, with the score it reached on held-out
 measurements. Profiles are plain JSON (never pickle). The shipped ones live in
-``hardware_profiles/`` at the project root; ``$NAS_PROFILE_PATH`` (``:``-separated folders)
-adds more.
+``hardware_profiles/`` at the project root, which is also a package whose data a wheel
+installs (found through :mod:`importlib.resources`, see :data:`PROFILE_DIR`);
+``$NAS_PROFILE_PATH`` (``:``-separated folders) adds more.
 
 Example:
     >>> import nas
@@ -21,6 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,27 @@ KINDS = ("cpu", "gpu", "phone", "accelerator")
 RUNTIMES = ("torch", "onnxruntime", "tflite", "tensorrt", "pytorch-mobile", "other")
 DTYPES = ("float32", "float16", "bfloat16", "int8")
 FORMAT = 1
-PROFILE_DIR = Path(__file__).resolve().parents[2] / "hardware_profiles"
+
+
+def shipped_profile_dir() -> Path:
+    """The folder of the shipped profiles.
+
+    The ``hardware_profiles`` package's resources when it is importable as a regular package
+    (a wheel or an up-to-date editable install), else ``hardware_profiles/`` next to the
+    ``nas`` package (a source checkout, or an editable install made before the folder became
+    a package).
+    """
+    try:
+        folder = resources.files("hardware_profiles")
+    except ModuleNotFoundError:
+        folder = None
+    if isinstance(folder, Path) and (folder / "__init__.py").is_file():
+        return folder.resolve()
+    return Path(__file__).resolve().parents[2] / "hardware_profiles"
+
+
+PROFILE_DIR = shipped_profile_dir()
+"""Where the shipped profiles are (see :func:`shipped_profile_dir`)."""
 
 
 @dataclass(frozen=True, kw_only=True)

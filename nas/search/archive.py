@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from nas.search.base import Problem, canonical_rows, row_keys, rows_to_archs
+from nas.search.base import Problem, canonical_rows, row_key_array, row_keys, rows_to_archs
 from nas.space import ArchConfig
 
 _MAX_FILL_ROUNDS = 8  # bounded retries when topping up a batch with random rows
@@ -72,14 +72,30 @@ class Archive:
     def __len__(self) -> int:
         return self._n
 
-    def add(self, rows: np.ndarray, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Append rows not already in the archive; returns the mask of rows appended."""
+    def add(
+        self,
+        rows: np.ndarray,
+        columns: Mapping[str, np.ndarray],
+        keys: Sequence[int] | None = None,
+    ) -> np.ndarray:
+        """Append rows not already in the archive; returns the mask of rows appended.
+
+        ``keys`` (``row_keys`` of ``rows``, when the caller has them) saves recomputing them.
+        """
         rows = np.asarray(rows, dtype=np.int64).reshape(-1, self._d)
-        new = np.zeros(len(rows), dtype=bool)
-        for i, key in enumerate(row_keys(self.problem.space, rows)):
-            if key not in self.keys:
-                self.keys.add(key)
-                new[i] = True
+        if keys is None:
+            keys = row_keys(self.problem.space, rows)
+        known = self.keys
+        new = np.fromiter((k not in known for k in keys), dtype=bool, count=len(rows))
+        distinct = set(keys)
+        if new.all() and len(distinct) == len(keys):
+            known.update(distinct)
+        else:  # a key may repeat within rows: keep its first row only
+            for i in np.flatnonzero(new).tolist():
+                if keys[i] in known:
+                    new[i] = False
+                else:
+                    known.add(keys[i])
         m_new = int(new.sum())
         if not m_new:
             return new
@@ -123,6 +139,8 @@ class IndexSearcher:
         self.archive = Archive(problem)
         self.pending: set[int] = set()
         self.sizes = np.array([len(c.values) for c in self.space.choices], dtype=np.int64)
+        # the last batch ``fresh`` returned and its row keys (reused when it is told back)
+        self._last_fresh: tuple[np.ndarray, list[int]] | None = None
 
     # ------------------------------------------------------------------ ask/tell
     def ask(self, n: int) -> list[ArchConfig]:
@@ -143,10 +161,20 @@ class IndexSearcher:
 
     def tell_indices(self, rows: np.ndarray, metrics: Mapping[str, np.ndarray]) -> None:
         """Report metric columns for ``rows``."""
+        keys = self.keys_of(rows)
+        self._last_fresh = None
         rows = np.asarray(rows, dtype=np.int64)
-        self.pending.difference_update(row_keys(self.space, rows))
-        new = self.archive.add(rows, metrics)
+        if self.pending:
+            self.pending.difference_update(keys)
+        new = self.archive.add(rows, metrics, keys)
         self.on_tell(rows, new)
+
+    def keys_of(self, rows: np.ndarray) -> list[int]:
+        """``row_keys(space, rows)``, free for the batch :meth:`fresh` last returned."""
+        last = self._last_fresh
+        if last is not None and rows is last[0]:
+            return last[1]
+        return row_keys(self.space, np.asarray(rows, dtype=np.int64))
 
     def on_tell(self, rows: np.ndarray, new: np.ndarray) -> None:
         """Hook: ``rows`` were told (``new`` marks those not seen before)."""
@@ -165,10 +193,13 @@ class IndexSearcher:
         if force and n:
             forced = self.rng.integers(d, size=n)
             mask[np.arange(n), forced] = True
-        # a new value that differs from the old one: shift by 1..size-1
-        shift = (self.rng.random((n, d)) * (self.sizes - 1)).astype(np.int64) + 1
-        changed = (parents + shift) % self.sizes
-        out = np.where(mask & (self.sizes > 1), changed, parents)
+        mask &= self.sizes > 1
+        # a new value that differs from the old one: shift by 1..size-1 (drawn where changed)
+        r, c = np.nonzero(mask)
+        size = self.sizes[c]
+        shift = (self.rng.random(len(r)) * (size - 1)).astype(np.int64) + 1
+        out = parents.copy()
+        out[r, c] = (parents[r, c] + shift) % size
         return out
 
     def crossover_rows(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -193,22 +224,38 @@ class IndexSearcher:
     def fresh(self, candidates: np.ndarray, n: int, *, top_up: bool = True) -> np.ndarray:
         """The first ``n`` candidates that are neither told, pending nor repeated; topped up
         with random rows (a bounded number of rounds) when too few remain. Marks them pending."""
-        chosen: list[np.ndarray] = []
-        seen = self.archive.keys | self.pending
-        pools = [np.asarray(candidates, dtype=np.int64).reshape(-1, len(self.sizes))]
+        width = len(self.sizes)
+        told, pending = self.archive.keys, self.pending
+        blocks: list[np.ndarray] = []
+        key_blocks: list[np.ndarray] = []
+        chosen_keys: set[int] = set()
+        count = 0
+        pools = [np.asarray(candidates, dtype=np.int64).reshape(-1, width)]
         rounds = 0
-        while pools and len(chosen) < n:
+        while pools and count < n:
             pool = pools.pop(0)
-            for row, key in zip(pool, row_keys(self.space, pool)):
-                if key in seen:
-                    continue
-                seen.add(key)
-                chosen.append(row)
-                if len(chosen) == n:
-                    break
-            if len(chosen) < n and top_up and rounds < _MAX_FILL_ROUNDS:
+            key_array = row_key_array(self.space, pool)
+            keys = key_array.tolist()
+            # one pass over the told/pending sets (no copy of the archive's keys) ...
+            ok = np.fromiter(
+                (k not in told and k not in pending and k not in chosen_keys for k in keys),
+                dtype=bool,
+                count=len(keys),
+            )
+            cand = np.flatnonzero(ok)
+            if len(cand):
+                # ... then the first row of each distinct network, in candidate order
+                _, first = np.unique(key_array[cand], return_index=True)
+                cand = cand[np.sort(first)][: n - count]
+                blocks.append(pool[cand])
+                key_blocks.append(key_array[cand])
+                chosen_keys.update(key_array[cand].tolist())
+                count += len(cand)
+            if count < n and top_up and rounds < _MAX_FILL_ROUNDS:
                 rounds += 1
-                pools.append(self.random_rows(max(4 * (n - len(chosen)), 16)))
-        out = np.array(chosen, dtype=np.int64).reshape(-1, len(self.sizes))
-        self.pending.update(row_keys(self.space, out))
+                pools.append(self.random_rows(max(4 * (n - count), 16)))
+        out = np.vstack(blocks) if blocks else np.empty((0, width), dtype=np.int64)
+        pending.update(chosen_keys)
+        keys_out = np.concatenate(key_blocks).tolist() if key_blocks else []
+        self._last_fresh = (out, keys_out)
         return out

@@ -270,6 +270,16 @@ class _RowPlan:
                 parent = names.index(c.when.dim)
                 values = np.asarray(space.choices[parent].values)
                 self.conditions.append((i, parent, values >= c.when.at_least))
+        # the same, vectorised: one gather decides every conditional dimension at once
+        self.cond_dims = np.array([c[0] for c in self.conditions], dtype=np.int64)
+        self.cond_parents = np.array([c[1] for c in self.conditions], dtype=np.int64)
+        width = max((len(c[2]) for c in self.conditions), default=1)
+        self.cond_allowed = np.zeros((len(self.conditions), width), dtype=bool)
+        for j, (_, _, allowed) in enumerate(self.conditions):
+            self.cond_allowed[j, : len(allowed)] = allowed
+        self.cond_range = np.arange(len(self.conditions))
+        # a parent that is itself conditional needs the sequential rule (its -1 propagates)
+        self.nested = bool(set(self.cond_parents.tolist()) & set(self.cond_dims.tolist()))
         radix = self.sizes + 1  # canonical rows hold -1 for inactive dimensions
         self.exact = float(np.prod(radix.astype(np.float64))) < 2.0**62
         if self.exact:
@@ -296,8 +306,16 @@ def canonical_rows(space: SearchSpace, rows: np.ndarray) -> np.ndarray:
     out = np.array(rows, dtype=np.int64, copy=True)
     if out.ndim != 2 or out.shape[1] != plan.n_dims:
         raise ValueError(f"index rows must have shape (n, {plan.n_dims}), got {out.shape}")
-    for i, parent, allowed in plan.conditions:
-        out[~allowed[out[:, parent]], i] = -1
+    if len(plan.cond_dims) and len(out):
+        # parents are never conditional themselves in registered spaces; check to stay exact
+        if plan.nested:
+            for i, parent, allowed in plan.conditions:
+                out[~allowed[out[:, parent]], i] = -1
+            return out
+        active = plan.cond_allowed[plan.cond_range, out[:, plan.cond_parents]]
+        sub = out[:, plan.cond_dims]
+        sub[~active] = -1
+        out[:, plan.cond_dims] = sub
     return out
 
 
@@ -306,10 +324,15 @@ def row_keys(space: SearchSpace, rows: np.ndarray) -> list[int]:
 
     Exact (mixed radix) when the space is small enough, else a fixed 64-bit hash.
     """
+    return row_key_array(space, rows).tolist()  # type: ignore[no-any-return]
+
+
+def row_key_array(space: SearchSpace, rows: np.ndarray) -> np.ndarray:
+    """:func:`row_keys` as an ``int64`` array."""
     plan = _plan(space)
     canon = canonical_rows(space, rows) + 1
     with np.errstate(over="ignore"):
-        return (canon @ plan.weights).tolist()  # type: ignore[no-any-return]
+        return canon @ plan.weights
 
 
 def rows_to_archs(space: SearchSpace, rows: np.ndarray) -> list[ArchConfig]:

@@ -83,16 +83,12 @@ class EvolutionSearcher(IndexSearcher):
             return self.fresh(self.random_rows(2 * n), n)
         parents = self.archive.rows[self._elite]
         n_mut = round(self.mutation_ratio * n)
-        pick = self.rng.integers(len(parents), size=2 * n)
-        mutants = self.mutate_rows(parents[pick[:n_mut]], self.mutate_prob)
-        a = parents[pick[n_mut:n]]
-        b = parents[self.rng.integers(len(parents), size=len(a))]
-        children = np.vstack([mutants, self.crossover_rows(a, b)])
-        # spare mutants fill in for children that repeat a known network
-        spare = self.mutate_rows(
-            parents[self.rng.integers(len(parents), size=2 * n)], self.mutate_prob
-        )
-        return self.fresh(np.vstack([children, spare]), n)
+        n_spare = n // 2 + 4  # spare mutants fill in for children that repeat a network
+        pick = self.rng.integers(len(parents), size=n_mut + n_spare + 2 * (n - n_mut))
+        mutants = self.mutate_rows(parents[pick[: n_mut + n_spare]], self.mutate_prob)
+        a, b = np.split(parents[pick[n_mut + n_spare :]], 2)
+        children = np.vstack([mutants[:n_mut], self.crossover_rows(a, b), mutants[n_mut:]])
+        return self.fresh(children, n)
 
 
 class RegularizedEvolutionSearcher(IndexSearcher):

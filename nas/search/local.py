@@ -1,13 +1,15 @@
 """``local``: surrogate-guided local search (works on any discrete space).
 
-Each batch: fit one surrogate per objective and constrained metric on every trial so far;
-build a candidate pool from the one-change neighbourhoods of the best trials (the feasible
-front for several objectives), two-change mutations of them and uniform random samples;
-drop every network already measured; score the pool with constrained expected improvement
-(one objective) or optimistic hypervolume improvement times the probability of feasibility
-(two objectives; random Chebyshev scalarisation beyond two) and measure the top of the pool.
-Local structure does most of the work: good networks have good neighbours, and the
-surrogates decide which few of them are worth a measurement.
+Each batch: fit one surrogate per objective and constrained metric on every trial so far
+(one-hot choices plus, for dimensions sharing their values, one-hot counts of each value);
+build a candidate pool: with one objective, every unmeasured network when the space is
+small enough to enumerate (``enumerate_limit``; cheap surrogate means shortlist it), else the
+one-change neighbourhoods of the best trials (the feasible front for several objectives),
+two-change mutations of them and uniform random samples; score the pool with constrained
+expected improvement (one objective) or optimistic hypervolume improvement times the
+probability of feasibility (two objectives; random Chebyshev scalarisation beyond two) and
+measure the top of the pool. Good networks have good neighbours; the surrogates decide
+which few candidates are worth a measurement.
 
 Example:
     >>> result = nas.search(space, evaluate, objectives={"accuracy": "max"},
@@ -22,6 +24,7 @@ from nas.search.archive import IndexSearcher
 from nas.search.base import Problem, canonical_rows, row_keys
 from nas.search.pareto import pareto_mask
 from nas.search.surrogate import Surrogate, expected_improvement, make_surrogate, normal_cdf
+from nas.space import SearchSpace
 
 
 def hvi_2d(front: np.ndarray, points: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -57,6 +60,23 @@ def _normal_scores(F: np.ndarray) -> np.ndarray:
     return np.asarray(ndtri(out / (n + 1)))
 
 
+def _shared_value_sets(space: SearchSpace) -> list[tuple[np.ndarray, int]]:
+    """Sets of two or more dimensions with identical values: (their indices, how many values)."""
+    by_values: dict[tuple[object, ...], list[int]] = {}
+    for i, c in enumerate(space.choices):
+        by_values.setdefault(tuple(c.values), []).append(i)
+    return [(np.array(d), len(v)) for v, d in by_values.items() if len(d) >= 2]
+
+
+def _enumerate(space: SearchSpace, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One index row per distinct network of a small space, and its key."""
+    rows = np.indices(tuple(int(x) for x in sizes)).reshape(len(sizes), -1).T.astype(np.int64)
+    keys = np.asarray(row_keys(space, rows), dtype=np.int64)
+    _, first = np.unique(keys, return_index=True)
+    first.sort()
+    return rows[first], keys[first]
+
+
 class LocalSearcher(IndexSearcher):
     """Surrogate-guided local search.
 
@@ -72,6 +92,20 @@ class LocalSearcher(IndexSearcher):
         batch_size: preferred batch (small batches refit the surrogates more often).
         acquisition: ``"ei"`` (constrained expected improvement) or ``"mean"`` (pure
             exploitation: best predicted among likely-feasible candidates), one objective.
+        enumerate_limit: with one objective, when the space has at most this many index rows,
+            the pool is every unmeasured network (exact inner optimisation) instead of
+            neighbourhoods (0: never).
+        shortlist: with a large pool, only this many candidates (best by a bound that uses
+            the surrogates' means and prior deviations) get the full posterior.
+        exploit_every: with one objective, every this many model-guided batches uses the
+            ``"mean"`` acquisition instead (0: never).
+        log_constraints: model positive constrained metrics in log space (multiplicative
+            effects) rather than as measured (additive effects, e.g. per-layer latency).
+        feasibility_noise: the probability of feasibility includes the surrogate's fitted
+            measurement noise (near the limit, noise decides), not only its uncertainty.
+        count_features: add to the encoding how many dimensions take each value, for every
+            set of dimensions with the same values (e.g. how many 3x3 convolutions): computed
+            from the architecture alone, they let the surrogates share what any edge learns.
     """
 
     def __init__(
@@ -87,6 +121,12 @@ class LocalSearcher(IndexSearcher):
         optimism: float = 1.0,
         batch_size: int = 5,
         acquisition: str = "ei",
+        enumerate_limit: int = 100_000,
+        shortlist: int = 1500,
+        exploit_every: int = 0,
+        log_constraints: bool = False,
+        feasibility_noise: bool = False,
+        count_features: bool = True,
     ) -> None:
         super().__init__(problem, seed=seed)
         for name, value in (("n_init", n_init), ("top_k", top_k)):
@@ -110,6 +150,21 @@ class LocalSearcher(IndexSearcher):
             raise ValueError(f"acquisition must be 'ei' or 'mean', got {acquisition!r}")
         self.acquisition = acquisition
         self._seed = seed
+        self.shortlist = shortlist
+        self.exploit_every = exploit_every
+        self.log_constraints = log_constraints
+        self.feasibility_noise = feasibility_noise
+        self._counts = _shared_value_sets(self.space) if count_features else []
+        groups = [np.repeat(np.arange(len(self.sizes)), self.sizes)]
+        for dims, n_values in self._counts:  # one feature group per (set, value)
+            for _ in range(n_values):
+                groups.append(np.full(len(dims) + 1, len(self.sizes) + len(groups) - 1))
+        self._groups = np.concatenate(groups)
+        self._guided = 0  # model-guided batches asked so far
+        self._all: tuple[np.ndarray, np.ndarray] | None = None
+        self._all_X: np.ndarray | None = None
+        if 0 < float(np.prod(self.sizes.astype(np.float64))) <= enumerate_limit:
+            self._all = _enumerate(self.space, self.sizes)
 
     # ------------------------------------------------------------------ pool
     def _unseen(self, rows: np.ndarray) -> np.ndarray:
@@ -152,6 +207,56 @@ class LocalSearcher(IndexSearcher):
         parts = [self.neighbour_rows(r) for r in seeds] + self._exploration(seeds)
         return self._unseen(np.vstack(parts))
 
+    def _all_unseen(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every unmeasured network of the enumerated space and its encoding."""
+        assert self._all is not None
+        rows, keys = self._all
+        if self._all_X is None:  # encoded once per searcher
+            self._all_X = rows if self._takes_rows else self._encode(rows)
+        seen = np.fromiter(self.archive.keys | self.pending, dtype=np.int64)
+        keep = ~np.isin(keys, seen)
+        return rows[keep], self._all_X[keep]
+
+    def _shortlist(
+        self, pool: np.ndarray, X: np.ndarray, models: dict[str, Surrogate], k: int
+    ) -> np.ndarray:
+        """The ``shortlist`` candidates with the best acquisition bound (cheap means only)."""
+        if len(pool) <= self.shortlist or not all(
+            hasattr(m, "predict_mean") for m in models.values()
+        ):
+            return pool
+        p_ub = np.ones(len(pool))
+        slack = np.full(len(pool), np.inf)  # predicted margin to the nearest limit, in sds
+        for c in self.problem.constraints.items:
+            model = models[f"constraint:{c.metric}"]
+            mean = model.predict_mean(X)  # type: ignore[attr-defined]
+            limit = float(np.log(c.limit)) if self._log[c.metric] else c.limit
+            z = (limit - mean) if c.bound == "upper" else (mean - limit)
+            sd = np.hypot(model.prior_std, self._noise_std(model))  # type: ignore[attr-defined]
+            p_ub *= np.where(z >= 0, 1.0, normal_cdf(z / max(sd, 1e-12)))
+            slack = np.minimum(slack, z / max(sd, 1e-12))
+        means = [models[f"objective:{j}"].predict_mean(X) for j in range(k)]  # type: ignore[attr-defined]
+        sds = [models[f"objective:{j}"].prior_std for j in range(k)]  # type: ignore[attr-defined]
+        feas = self.archive.feasible()
+        if k == 1 and feas.any():
+            best = float(self._scores[feas, 0].min())
+            bound = expected_improvement(means[0], np.full(len(pool), sds[0]), best) * p_ub
+            order = np.lexsort((means[0], -bound))
+        elif k == 2:
+            arc = self.archive
+            mask = pareto_mask(arc.F, arc.violation)
+            front = self._scores[mask] if mask.any() else np.empty((0, 2))
+            span = np.ptp(self._scores, axis=0) + 1e-12
+            reference = self._scores.max(axis=0) + 0.1 * span
+            optimistic = np.stack(means, axis=1) - self.optimism * np.array(sds)
+            bound = hvi_2d(front, optimistic, reference) * p_ub
+            order = np.lexsort((optimistic.sum(axis=1), -bound))
+        elif k == 1:  # nothing feasible yet: the most surely feasible first
+            order = np.lexsort((means[0], -slack))
+        else:
+            order = np.lexsort((means[0], -p_ub))
+        return pool[order[: self.shortlist]]
+
     # ------------------------------------------------------------------ models
     def _fit(self) -> dict[str, Surrogate]:
         models: dict[str, Surrogate] = {}
@@ -160,10 +265,11 @@ class LocalSearcher(IndexSearcher):
         # networks must not drown the differences among good ones (order is all EI needs)
         self._scores = _normal_scores(self.archive.F)
         targets = {f"objective:{j}": self._scores[:, j] for j in range(self.archive.F.shape[1])}
-        # positive constrained metrics (latency, MACs) are modelled in log space: their
-        # effects compose multiplicatively and their tails are long
+        # with log_constraints, positive constrained metrics are modelled in log space
+        # (multiplicative effects, long tails); measured latency is closer to additive
         self._log = {
-            c.metric: bool(np.all(self.archive.columns[c.metric] > 0) and c.limit > 0)
+            c.metric: self.log_constraints
+            and bool(np.all(self.archive.columns[c.metric] > 0) and c.limit > 0)
             for c in self.problem.constraints.items
         }
         targets.update(
@@ -173,7 +279,9 @@ class LocalSearcher(IndexSearcher):
             }
         )
         for name, y in targets.items():
-            model, _ = make_surrogate(self.surrogate, seed=self._seed, space=self.space)
+            model, _ = make_surrogate(
+                self.surrogate, seed=self._seed, space=self.space, groups=self._groups
+            )
             model.fit(X, y)
             models[name] = model
         return models
@@ -186,17 +294,32 @@ class LocalSearcher(IndexSearcher):
         return model.predict(rows if self._takes_rows else self._encode(rows))
 
     def _encode(self, rows: np.ndarray) -> np.ndarray:
+        """One-hot of every active dimension, then (``count_features``) one-hot counts of
+        each value within each set of dimensions that share their values."""
         canon = canonical_rows(self.space, rows)
         offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
         out = np.zeros((len(rows), int(self.sizes.sum())))
         r, c = np.nonzero(canon >= 0)
         out[r, offsets[c] + canon[r, c]] = 1.0
-        return out
+        parts = [out]
+        for dims, n_values in self._counts:
+            sub = canon[:, dims]
+            for v in range(n_values):
+                hot = np.zeros((len(rows), len(dims) + 1))
+                hot[np.arange(len(rows)), (sub == v).sum(axis=1)] = 1.0
+                parts.append(hot)
+        return np.hstack(parts)
+
+    def _noise_std(self, model: Surrogate) -> float:
+        return float(getattr(model, "noise_std", 0.0)) if self.feasibility_noise else 0.0
 
     def _feasibility(self, rows: np.ndarray, models: dict[str, Surrogate]) -> np.ndarray:
         prob = np.ones(len(rows))
         for c in self.problem.constraints.items:
-            mean, std = self._predict(models[f"constraint:{c.metric}"], rows)
+            model = models[f"constraint:{c.metric}"]
+            mean, std = self._predict(model, rows)
+            # a measurement, not the latent mean, decides feasibility: add the fitted noise
+            std = np.hypot(std, self._noise_std(model))
             limit = float(np.log(c.limit)) if self._log[c.metric] else c.limit
             std = np.maximum(std, 1e-6 * max(abs(limit), 1.0))
             z = (limit - mean) / std if c.bound == "upper" else (mean - limit) / std
@@ -210,25 +333,39 @@ class LocalSearcher(IndexSearcher):
             return self.fresh(self.random_rows(2 * n), n)
         models = self._fit()
         k = len(self.problem.objectives.names)
-        pool = self._neighbourhood_pool(n, models) if k == 1 else self._front_pool()
+        if k > 1:  # fronts grow best from their own neighbourhoods (measured on NB201)
+            pool = self._front_pool()
+        elif self._all is not None:
+            pool = self._shortlist(*self._all_unseen(), models, k)
+        else:
+            pool = self._neighbourhood_pool(n, models)
         if not len(pool):
             return self.fresh(self.random_rows(2 * n), n)
         preds = [self._predict(models[f"objective:{j}"], pool) for j in range(k)]
         p_feas = self._feasibility(pool, models)
+        self._guided += 1
         if k == 1:
-            order = self._order_single(preds[0], p_feas)
+            exploit = self.exploit_every > 0 and self._guided % self.exploit_every == 0
+            order = self._order_single(preds[0], p_feas, "mean" if exploit else self.acquisition)
         elif k == 2:
             order = self._order_pareto(preds, p_feas, n)
         else:
             order = self._order_chebyshev(preds, p_feas)
+        if self.problem.constraints.items and not self.archive.feasible().any():
+            # nothing feasible yet: surrogates fitted on infeasible trials alone extrapolate
+            # badly, so half of the batch explores uniformly
+            ranked = self.fresh(pool[order], n - n // 2)
+            return np.vstack([ranked, self.fresh(self.random_rows(4 * n), n - len(ranked))])
         return self.fresh(pool[order], n)
 
-    def _order_single(self, pred: tuple[np.ndarray, np.ndarray], p_feas: np.ndarray) -> np.ndarray:
+    def _order_single(
+        self, pred: tuple[np.ndarray, np.ndarray], p_feas: np.ndarray, acquisition: str
+    ) -> np.ndarray:
         mean, std = pred
         feas = self.archive.feasible()
         if feas.any():
             best = float(self._scores[feas, 0].min())
-            if self.acquisition == "mean":
+            if acquisition == "mean":
                 return np.lexsort((mean, p_feas < 0.5))
             score = expected_improvement(mean, std, best) * p_feas
             # ties (EI ~ 0 everywhere): prefer the better predicted mean among likely-feasible
@@ -241,9 +378,10 @@ class LocalSearcher(IndexSearcher):
     ) -> np.ndarray:
         arc = self.archive
         mask = pareto_mask(arc.F, arc.violation)
-        front = arc.F[mask] if mask.any() else np.empty((0, 2))
-        span = np.ptp(arc.F, axis=0) + 1e-12
-        reference = arc.F.max(axis=0) + 0.1 * span
+        # the surrogates predict normal scores: the front and reference live in that space too
+        front = self._scores[mask] if mask.any() else np.empty((0, 2))
+        span = np.ptp(self._scores, axis=0) + 1e-12
+        reference = self._scores.max(axis=0) + 0.1 * span
         means = np.stack([p[0] for p in preds], axis=1)
         stds = np.stack([p[1] for p in preds], axis=1)
         optimistic = means - self.optimism * stds

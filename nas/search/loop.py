@@ -2,8 +2,11 @@
 
 The loop asks the searcher for a batch, evaluates it in one call, records and logs the trials,
 and tells the searcher. It never evaluates a network twice: a repeated proposal is told its
-cached metrics without spending budget, and a bounded number of all-repeat batches ends the
-search early (the space is exhausted). With ``run_dir`` the trials are appended to
+cached metrics without spending budget. When a whole batch repeats known networks, the loop
+draws unseen random networks in its place (a bounded number of draws) and tells the searcher
+their metrics, so every searcher spends its full budget; only when those draws find nothing
+new either (the space is nearly exhausted) does the batch count as a stall, and
+``MAX_STALLS`` stalls in a row end the search early. With ``run_dir`` the trials are appended to
 ``trials.csv`` as they finish and ``resume=True`` replays them into a fresh searcher instead of
 evaluating them again.
 
@@ -31,6 +34,7 @@ from nas.space import ArchConfig, SearchSpace
 log = logging.getLogger(__name__)
 
 MAX_STALLS = 20  # consecutive batches with nothing new before the loop gives up
+FILL_DRAWS = 8  # rounds of random draws (4 x batch each) that stand in for an all-repeat batch
 Progress = Callable[[int, int], None]
 
 
@@ -98,6 +102,26 @@ def _all_columns(problem: Problem, metrics: Sequence[Mapping[str, float]]) -> di
     return cols
 
 
+def _fill_rows(
+    space: SearchSpace, rng: np.random.Generator, n: int, seen: set[int]
+) -> tuple[np.ndarray, list[int]]:
+    """Up to ``n`` random index rows of networks not in ``seen`` (bounded draws)."""
+    sizes = np.array([len(c.values) for c in space.choices], dtype=np.int64)
+    rows: list[np.ndarray] = []
+    keys: list[int] = []
+    taken: set[int] = set()
+    for _ in range(FILL_DRAWS):
+        pool = (rng.random((4 * n, len(sizes))) * sizes).astype(np.int64)
+        for row, key in zip(pool, row_keys(space, pool)):
+            if key not in seen and key not in taken:
+                taken.add(key)
+                rows.append(row)
+                keys.append(key)
+                if len(rows) == n:
+                    return np.array(rows), keys
+    return np.array(rows, dtype=np.int64).reshape(-1, len(sizes)), keys
+
+
 def run_search(
     problem: Problem,
     searcher: Searcher,
@@ -109,11 +133,18 @@ def run_search(
     replay: tuple[list[ArchConfig], list[Metrics], list[int], list[float]] | None = None,
     progress: Progress | None = None,
     name: str = "",
+    seed: int = 0,
 ) -> SearchResult:
-    """Run the ask/evaluate/tell loop until ``budget`` trials are done (see module docs)."""
+    """Run the ask/evaluate/tell loop until ``budget`` trials are done (see module docs).
+
+    ``seed`` seeds the random networks that stand in for all-repeat batches.
+    """
     trials = _Trials()
+    fill_rng = np.random.default_rng([seed, 0x5EED])
     space = problem.space
     cache: dict[str, Metrics] = {}
+    cache_archs: list[ArchConfig] = []  # the cached networks, in insertion order
+    cached_rows: set[int] = set()  # their row keys (filled lazily, for random stand-ins)
     first_it = 0
     wall0 = 0.0
     if replay and replay[0]:
@@ -127,7 +158,10 @@ def run_search(
             rows = space.indices(batch, fill_inactive=False)
             trials.add(rows, cols, int(it), max(walls[i] for i in idx), batch)
             searcher.tell(batch, batch_metrics)
-            cache.update({a.key: m for a, m in zip(batch, batch_metrics)})
+            for a, m in zip(batch, batch_metrics):
+                if a.key not in cache:
+                    cache[a.key] = m
+                    cache_archs.append(a)
         first_it = int(max(iterations)) + 1
         wall0 = max(walls)
         log.info("resumed %d trials; %d left of the budget", trials.count, budget - trials.count)
@@ -147,13 +181,32 @@ def run_search(
         n = min(batch_size, budget - trials.count)
         if use_arrays:
             rows = np.asarray(searcher.ask_indices(n), dtype=np.int64)  # type: ignore[attr-defined]
-            keys = row_keys(space, rows) if len(rows) else []
-            keep = np.array([k not in seen for k in keys], dtype=bool)
-            seen.update(keys)
-            rows = rows[keep] if len(rows) else rows
+            if rows.ndim != 2:
+                rows = rows.reshape(-1, len(space.choices))
+            # an IndexSearcher knows the keys of the batch it just made
+            keys_of = getattr(searcher, "keys_of", None)
             if not len(rows):
-                stalls += 1
-                continue
+                keys = []
+            elif keys_of is not None:
+                keys = keys_of(rows)
+            else:
+                keys = row_keys(space, rows)
+            keep = np.zeros(len(keys), dtype=bool)
+            for i, k in enumerate(keys):  # repeats of known networks and within the batch
+                if k not in seen:
+                    seen.add(k)
+                    keep[i] = True
+            if not keep.all():  # (kept whole, ``rows`` stays the searcher's own array)
+                rows = rows[keep]
+            if not len(rows):
+                rows, fill_keys = _fill_rows(space, fill_rng, n, seen)
+                seen.update(fill_keys)
+                if not len(rows):
+                    stalls += 1
+                    continue
+                log.info(
+                    "batch %d repeated known networks; evaluating %d random ones", it, len(rows)
+                )
             cols = evaluate.evaluate_indices(rows)
             checked = problem.check_columns(cols, len(rows))
             checked.update(
@@ -173,8 +226,18 @@ def run_search(
                 # the searcher learns the known metrics of its repeats; no budget is spent
                 if asked:
                     searcher.tell(asked, [cache[a.key] for a in asked])
-                stalls += 1
-                continue
+                if len(cached_rows) < len(cache_archs):
+                    todo = cache_archs[len(cached_rows) :]
+                    cached_rows.update(row_keys(space, space.indices(todo, fill_inactive=False)))
+                fill, _ = _fill_rows(space, fill_rng, n, cached_rows)
+                new = [space.from_indices(r) for r in fill]
+                if not new:
+                    stalls += 1
+                    continue
+                log.info(
+                    "batch %d repeated known networks; evaluating %d random ones", it, len(new)
+                )
+                asked = new  # the searcher is told these (archs it never asked for)
             metrics = fn(new)  # type: ignore[misc]
             if not isinstance(metrics, list) or len(metrics) != len(new):
                 got = len(metrics) if isinstance(metrics, list) else type(metrics).__name__
@@ -189,6 +252,7 @@ def run_search(
                 _, v = problem.scores(cols)
                 store.append(new, cols, v <= 0, it, [wall] * len(new))
             cache.update({a.key: m for a, m in zip(new, metrics)})
+            cache_archs.extend(new)
             # every asked arch is told, repeats included, so no searcher is left waiting
             searcher.tell(asked, [cache[a.key] for a in asked])
         stalls = 0
@@ -300,6 +364,7 @@ def search(
         replay=replay,
         progress=progress,
         name=name,
+        seed=seed,
     )
     if store is not None:
         store.write_outputs(result)

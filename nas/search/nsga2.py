@@ -18,17 +18,14 @@ import numpy as np
 
 from nas.search.archive import IndexSearcher
 from nas.search.base import Problem
-from nas.search.pareto import crowding_distance, nondominated_sort
+from nas.search.pareto import crowding_by_front, nondominated_sort
 
 
 def survival_order(F: np.ndarray, violation: np.ndarray, enough: int | None = None) -> np.ndarray:
     """Indices sorted best first by (constrained front, larger crowding distance); with
     ``enough``, only the first ``enough`` positions are exact."""
     ranks = nondominated_sort(F, violation, enough=enough)
-    crowd = np.zeros(len(F))
-    for r in np.unique(ranks):
-        members = np.flatnonzero(ranks == r)
-        crowd[members] = crowding_distance(F[members])
+    crowd = crowding_by_front(F, ranks)
     return np.lexsort((-crowd, ranks))
 
 

@@ -5,6 +5,13 @@ go to the sampler's ``constraints_func`` (values <= 0 are feasible). With ``stor
 ``sqlite:///...`` URL or a ``*.journal`` file) the study persists, so ``optuna-dashboard``
 can open it and a resumed search continues the same study.
 
+Optuna's samplers (GP above all, on small categorical spaces) often propose a network already
+evaluated. :meth:`OptunaSearcher.ask` never hands such a repeat to the loop: the repeated trial
+is told the known result at once (the sampler learns it again, no budget is spent) and an
+unseen network takes its place, taken from the proposal's one-dimension neighbours, else from a
+bounded number of random draws. So every Optuna searcher spends its whole budget unless the
+space is (nearly) exhausted.
+
 Example:
     >>> result = nas.search(space, evaluate, searcher="tpe", budget=100,
     ...                     options={"storage": "runs/demo/search/cpu/optuna.journal"})
@@ -17,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 
 from nas.search.base import Problem
@@ -26,6 +34,8 @@ log = logging.getLogger(__name__)
 
 SAMPLERS = ("tpe", "gp", "nsga2")
 _KEY = "arch_key"
+_CONSTRAINT_PREFIX = "constraints:"  # how Optuna stores Trial.set_constraint values
+RANDOM_DRAWS = 256  # random candidates tried per substitute before giving up (bounded)
 
 
 def open_storage(storage: str | None) -> Any:
@@ -106,19 +116,83 @@ class OptunaSearcher:
             directions=directions,
             load_if_exists=True,
         )
-        self.preferred_batch = population if sampler == "nsga2" else 4
+        # GP: one trial per batch; every pending trial makes its acquisition several times dearer
+        self.preferred_batch = {"nsga2": population, "gp": 1}.get(sampler, 4)
+        self._rng = np.random.default_rng(seed)
         self._pending: dict[str, list[optuna.trial.Trial]] = {}
-        self._stored = {t.user_attrs.get(_KEY) for t in self.study.get_trials(deepcopy=False)}
+        # trials that repeat a pending network: told when that network's metrics arrive
+        self._shadows: dict[str, list[optuna.trial.Trial]] = {}
+        # key -> (objective values, constraint values) of every network told so far
+        self._known: dict[str, tuple[list[float], dict[str, float]]] = {}
+        self._stored: set[str] = set()
+        for t in self.study.get_trials(deepcopy=False):
+            key = t.user_attrs.get(_KEY)
+            if key is None:
+                continue
+            self._stored.add(key)
+            if t.state == optuna.trial.TrialState.COMPLETE and t.values is not None:
+                cons = {
+                    k[len(_CONSTRAINT_PREFIX) :]: float(v)
+                    for k, v in t.system_attrs.items()
+                    if k.startswith(_CONSTRAINT_PREFIX)
+                }
+                self._known[key] = (list(t.values), cons)
+        self.repeats = 0  # proposals that repeated a known or pending network (substituted)
+
+    def _taken(self, key: str) -> bool:
+        return key in self._known or key in self._pending or key in self._stored
+
+    def _substitute(self, proposal: ArchConfig) -> ArchConfig | None:
+        """An unseen network near ``proposal`` (a neighbour), else a random one, else None."""
+        neighbours = self.space.neighbours(proposal)
+        for i in self._rng.permutation(len(neighbours)):
+            if not self._taken(neighbours[int(i)].key):
+                return neighbours[int(i)]
+        for arch in self.space.sample_many(RANDOM_DRAWS, self._rng):
+            if not self._taken(arch.key):
+                return arch
+        return None
+
+    def _finish(
+        self, trial: optuna.trial.Trial, values: list[float], cons: Mapping[str, float]
+    ) -> None:
+        for name, value in cons.items():
+            trial.set_constraint(name, value)
+        self.study.tell(trial, values)
 
     def ask(self, n: int) -> list[ArchConfig]:
-        """``n`` architectures sampled by the study (Optuna may repeat one)."""
+        """Up to ``n`` distinct networks not evaluated or pending (fewer only near exhaustion).
+
+        A proposal that repeats a known network is told its known result and replaced by an
+        unseen one (see the module docs); no proposal is ever resampled.
+        """
         out = []
         for _ in range(n):
             trial = self.study.ask(self.distributions)
             arch = self.space.arch(trial.params)
             trial.set_user_attr(_KEY, arch.key)
-            self._pending.setdefault(arch.key, []).append(trial)
-            out.append(arch)
+            if not self._taken(arch.key):
+                self._pending.setdefault(arch.key, []).append(trial)
+                out.append(arch)
+                continue
+            self.repeats += 1
+            if arch.key in self._known:
+                self._finish(trial, *self._known[arch.key])
+            elif arch.key in self._pending:
+                self._shadows.setdefault(arch.key, []).append(trial)
+            else:  # in a persistent study without a result (e.g. a crashed run): drop it
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            sub = self._substitute(arch)
+            if sub is None:
+                log.info("no unseen network left near %s; asking for fewer", arch.key)
+                continue
+            self.study.enqueue_trial(sub.to_dict(), user_attrs={_KEY: sub.key})
+            sub_trial = self.study.ask(self.distributions)
+            if self.space.arch(sub_trial.params).key != sub.key:  # another process took it
+                self.study.tell(sub_trial, state=optuna.trial.TrialState.FAIL)
+                continue
+            self._pending.setdefault(sub.key, []).append(sub_trial)
+            out.append(sub)
         return out
 
     def _constraint_values(self, metrics: Mapping[str, float]) -> dict[str, float]:
@@ -135,16 +209,18 @@ class OptunaSearcher:
         for arch, m in zip(archs, metrics):
             values = [float(m[name]) for name in self.problem.objectives.names]
             cons = self._constraint_values(m)
+            self._known[arch.key] = (values, cons)
             pending = self._pending.get(arch.key)
             if pending:
-                trial = pending.pop(0)
-                for name, value in cons.items():
-                    trial.set_constraint(name, value)
-                self.study.tell(trial, values)
+                self._finish(pending.pop(0), values, cons)
+                if not pending:
+                    del self._pending[arch.key]
+                    for shadow in self._shadows.pop(arch.key, []):
+                        self._finish(shadow, values, cons)
                 self._stored.add(arch.key)
                 continue
             if arch.key in self._stored:
-                continue  # already in a persistent study (a resumed run)
+                continue  # already in a persistent study (a resumed run) or told before
             self.study.add_trial(
                 optuna.trial.create_trial(
                     params=arch.to_dict(),

@@ -51,6 +51,9 @@ def nondominated_sort(
     ranks = np.full(n, -1, dtype=np.int64)
     if n == 0:
         return ranks
+    F = np.asarray(F, dtype=np.float64)
+    if F.ndim == 2 and F.shape[1] == 2 and np.isfinite(F).all():
+        return _sort_two(F, violation, enough)
     dom = dominance_matrix(F, violation)
     counts = dom.sum(axis=0)
     front = np.flatnonzero(counts == 0)
@@ -64,6 +67,56 @@ def nondominated_sort(
         counts[ranks >= 0] = -1
         front = np.flatnonzero(counts == 0)
         rank += 1
+    return ranks
+
+
+def _sort_two(F: np.ndarray, violation: np.ndarray | None, enough: int | None) -> np.ndarray:
+    """:func:`nondominated_sort` for two objectives in O(n log n) (same ranks).
+
+    Feasible points in (f1, f2) order: a point joins the first front whose last member (the
+    one with the smallest f2 so far) has a larger f2 or is an identical point; those last
+    f2 values increase with the front index, so a binary search finds it. Infeasible points
+    follow, one front per distinct violation, smallest first.
+    """
+    n = len(F)
+    ranks = np.full(n, -1, dtype=np.int64)
+    if violation is None:
+        feas = np.ones(n, dtype=bool)
+        v = np.zeros(n)
+    else:
+        v = np.asarray(violation, dtype=np.float64).reshape(n)
+        feas = v <= 0
+    idx = np.flatnonzero(feas)
+    order = idx[np.lexsort((F[idx, 1], F[idx, 0]))]
+    last_f2: list[float] = []  # per front, the f2 of its last member (increasing)
+    last_pt: list[int] = []
+    f1s, f2s = F[:, 0].tolist(), F[:, 1].tolist()
+    from bisect import bisect_right
+
+    for i in order.tolist():
+        f2 = f2s[i]
+        k = bisect_right(last_f2, f2)  # first front whose last f2 > f2
+        if k > 0:  # the front just before may end in an identical point (no domination)
+            j = last_pt[k - 1]
+            if f2s[j] == f2 and f1s[j] == f1s[i]:
+                k -= 1
+        if k == len(last_f2):
+            last_f2.append(f2)
+            last_pt.append(i)
+        else:
+            last_f2[k] = f2
+            last_pt[k] = i
+        ranks[i] = k
+    n_fronts = len(last_f2)
+    if (~feas).any():
+        bad = np.flatnonzero(~feas)
+        _, level = np.unique(v[bad], return_inverse=True)
+        ranks[bad] = n_fronts + level.reshape(-1)
+    if enough is not None and enough < n:
+        # as the peeling version does: whole fronts until ``enough`` are ranked, the rest after
+        counts = np.bincount(ranks)
+        cut = int(np.searchsorted(np.cumsum(counts), enough))
+        ranks[ranks > cut] = cut + 1
     return ranks
 
 
@@ -177,3 +230,30 @@ def hypervolume_improvement_2d(
             continue
         out[i] = hypervolume(np.vstack([front, p]), reference) - base
     return np.maximum(out, 0.0)
+
+
+def crowding_by_front(F: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """:func:`crowding_distance` of every point within its front (same values), vectorised
+    over all fronts at once."""
+    F = np.asarray(F, dtype=np.float64)
+    ranks = np.asarray(ranks)
+    n, k = F.shape
+    out = np.zeros(n)
+    if n == 0:
+        return out
+    for j in range(k):
+        order = np.lexsort((F[:, j], ranks))  # by front, then by objective j (stable)
+        r, col = ranks[order], F[order, j]
+        change = r[1:] != r[:-1]
+        start = np.concatenate([[True], change])
+        end = np.concatenate([change, [True]])
+        group = np.cumsum(start) - 1
+        span = (col[end] - col[start])[group]
+        interior = ~(start | end) & (span > 0)
+        gap = np.zeros(n)
+        gap[1:-1] = col[2:] - col[:-2]
+        contrib = np.zeros(n)
+        contrib[interior] = gap[interior] / span[interior]
+        out[order] += contrib
+        out[order[start | end]] = np.inf
+    return out

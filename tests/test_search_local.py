@@ -1,0 +1,70 @@
+"""The ``local`` searcher's own pieces: enumeration of small spaces, the cheap posterior mean,
+and the constrained search on a toy whose optimum is known by enumeration."""
+
+from __future__ import annotations
+
+import _search_toy as toy
+import numpy as np
+import pytest
+
+from nas.search import Problem, create_searcher, search
+from nas.search.base import row_keys
+from nas.search.local import _enumerate
+from nas.search.surrogate import GPSurrogate
+
+SPACE = toy.tiny()
+LIMIT = 10.0
+
+
+def _problem() -> Problem:
+    return Problem.create(SPACE, {"accuracy": "max"}, {"latency_ms": LIMIT})
+
+
+def test_enumerate_lists_every_network_once():
+    sizes = np.array([len(c.values) for c in SPACE.choices])
+    rows, keys = _enumerate(SPACE, sizes)
+    assert len(rows) == SPACE.size()
+    assert len(set(keys.tolist())) == len(rows)
+    assert keys.tolist() == row_keys(SPACE, rows)
+
+
+def test_predict_mean_matches_the_full_posterior():
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 5, size=(120, 6))
+    X = np.zeros((len(rows), 30))
+    for d in range(6):
+        X[np.arange(len(rows)), 5 * d + rows[:, d]] = 1.0
+    y = X @ rng.normal(size=30) + np.sin(X @ rng.normal(size=30))
+    model = GPSurrogate(groups=np.repeat(np.arange(6), 5))
+    model.fit(X[:80], y[:80])
+    mean, std = model.predict(X[80:])
+    np.testing.assert_allclose(model.predict_mean(X[80:]), mean, atol=1e-4)
+    assert np.all(std <= model.prior_std + 1e-9)
+
+
+@pytest.mark.parametrize("enumerate_limit", [0, 100_000])
+def test_finds_the_constrained_optimum(enumerate_limit):
+    result = search(
+        SPACE,
+        lambda archs: toy.toy_metrics(SPACE, archs),
+        objectives={"accuracy": "max"},
+        constraints={"latency_ms": LIMIT},
+        searcher="local",
+        budget=60,
+        seed=1,
+        options={"enumerate_limit": enumerate_limit},
+    )
+    assert len(result.trials) == 60
+    assert result.best_metrics()["accuracy"] == pytest.approx(toy.optimum(SPACE, LIMIT))
+
+
+def test_enumerated_pool_skips_told_and_pending_networks():
+    searcher = create_searcher("local", _problem(), seed=0, n_init=5)
+    first = searcher.ask_indices(20)  # type: ignore[attr-defined]
+    archs = [SPACE.from_indices(r) for r in first]
+    searcher.tell(archs, toy.toy_metrics(SPACE, archs))
+    second = searcher.ask_indices(10)  # type: ignore[attr-defined]
+    third = searcher.ask_indices(10)  # type: ignore[attr-defined]
+    keys = [row_keys(SPACE, r) for r in (first, second, third)]
+    assert [len(k) for k in keys] == [20, 10, 10]
+    assert len(set().union(*keys)) == 40
