@@ -10,13 +10,15 @@ The comparison is kept fair:
   sequential arm sets it in this process, every Ray measurement task sets it in its worker);
 - sequential: the three searches one after another in this process;
 - Ray: ``search_devices`` on a local Ray of 2 CPUs, one search task per profile, measurements
-  fanned out as tasks with the weights in the object store. Its time includes starting Ray
+  sent to 2 meter actors that each rebuild the supernet once from the weights in the object
+  store. Its time includes starting Ray
   and its workers, once (no warm-up run is excluded); the table also shows that startup;
-- the workload is sized so the sequential arm takes ~40-60 s on 2 quiet cores (defaults:
-  64 subnets per profile on 800 validation images), so ~3 s of Ray startup does not dominate.
+- the workload is sized so the sequential arm takes ~50 s on 2 quiet cores (defaults:
+  160 subnets per profile, 2,400 images), so Ray's fixed startup (~4 s for ``ray.init``,
+  a few more for its worker processes) does not dominate.
 
 Usage:
-    python bench/bench_ray_devices.py [--budget 64] [--batch 8] [--images 1600] [--threads 1]
+    python bench/bench_ray_devices.py [--budget 160] [--batch 8] [--images 2400] [--threads 1]
 """
 
 from __future__ import annotations
@@ -65,9 +67,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--budget", type=int, default=64, help="subnets measured per profile")
+    parser.add_argument("--budget", type=int, default=160, help="subnets measured per profile")
     parser.add_argument("--batch", type=int, default=8, help="subnets per search batch")
-    parser.add_argument("--images", type=int, default=1600, help="digits images (half for BN)")
+    parser.add_argument("--images", type=int, default=2400, help="digits images (half for BN)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per evaluation")
     parser.add_argument("--searcher", default="evolution")
     args = parser.parse_args()

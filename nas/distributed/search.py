@@ -2,14 +2,17 @@
 
 Each profile's search loop runs as a Ray task (``num_cpus=0``: it mostly waits) that calls
 :func:`nas.search.search` with ``run_dir=runs/<run>/search/<profile>``. Its evaluator splits
-every batch into chunks measured by Ray tasks (one CPU each): the supernet's weights and the
-validation data are put in the object store once, by the driver, and every task rebuilds the
-supernet from them, BN-recalibrates each subnet and measures it (:func:`nas.evaluation.evaluate`).
+every batch into chunks measured in parallel. With a supernet, the measurements go to
+``fan_out`` meter actors (:class:`SupernetMeter`, one CPU each) shared by every profile's search:
+the supernet's weights and the validation data are put in the object store once, by the
+driver, each meter rebuilds the supernet from them once, then BN-recalibrates and measures
+each subnet it is sent (:func:`nas.evaluation.evaluate`). A measurement function runs as Ray
+tasks (one CPU each).
 Device metrics (latency) come from the profile's latency model, or from ``device_metrics``.
 Constraints on ``params`` or ``macs`` (raw counts, as :func:`nas.count` gives them) add those
 counts to every trial (:class:`CountedMetrics`; no torch, no measurement).
 
-Faults: measurement tasks and search tasks are retried (``max_retries``). A retried search
+Faults: measurement tasks, meters and search tasks are retried (``max_retries``). A retried search
 resumes from its ``trials.csv``, so a worker killed mid-search loses no logged trial and
 duplicates none (the batch in flight is measured again, never logged twice).
 
@@ -221,17 +224,27 @@ def _chunks(items: list[ArchConfig], n: int) -> list[list[ArchConfig]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _supernet_task(
-    space: str, num_classes: int, weights: Any, accuracy: MeasuredAccuracy, archs: list[ArchConfig]
-) -> Metrics:
-    """Ray task: rebuild the supernet from the shared weights and measure ``archs``."""
-    from nas.distributed.local import set_worker_threads
-    from nas.registry import create_supernet
+class SupernetMeter:
+    """Ray actor body: the supernet rebuilt once from the shared weights, measuring batches.
 
-    set_worker_threads(accuracy.threads)
-    supernet = create_supernet(space, num_classes=num_classes)
-    supernet.load_state_dict(weights)
-    return measure_on_supernet(supernet, accuracy, archs)
+    One per CPU slot; every profile's search sends its batches to the same meters, so the
+    supernet is built once per worker, not once per batch.
+    """
+
+    def __init__(
+        self, space: str, num_classes: int, weights: Any, accuracy: MeasuredAccuracy
+    ) -> None:
+        from nas.distributed.local import set_worker_threads
+        from nas.registry import create_supernet
+
+        set_worker_threads(accuracy.threads)
+        self.accuracy = accuracy
+        self.supernet = create_supernet(space, num_classes=num_classes)
+        self.supernet.load_state_dict(weights)
+
+    def measure(self, archs: list[ArchConfig]) -> Metrics:
+        """``accuracy`` and ``loss`` of each arch (see :func:`measure_on_supernet`)."""
+        return measure_on_supernet(self.supernet, self.accuracy, archs)
 
 
 def _function_task(fn: MeasureFn, archs: list[ArchConfig]) -> Metrics:
@@ -256,24 +269,24 @@ class _RayEvaluator:
         self.fan_out = fan_out
         self.max_retries = max_retries
         self._task: Any = None
+        self._next = 0  # the meter that takes the next chunk (spreads load across meters)
 
     def evaluate(self, archs: list[ArchConfig]) -> Metrics:
         import ray
 
         m = self.measure
-        if self._task is None:
-            body = _supernet_task if m["kind"] == "supernet" else _function_task
-            self._task = ray.remote(num_cpus=1, max_retries=self.max_retries)(body)
-        futures = []
-        for chunk in _chunks(archs, self.fan_out):
-            if m["kind"] == "supernet":
-                futures.append(
-                    self._task.remote(
-                        m["space"], m["num_classes"], m["weights"], m["accuracy"], chunk
-                    )
-                )
-            else:
-                futures.append(self._task.remote(m["fn"], chunk))
+        chunks = _chunks(archs, self.fan_out)
+        if m["kind"] == "supernet":
+            meters = m["meters"]
+            futures = [
+                meters[(self._next + i) % len(meters)].measure.remote(chunk)
+                for i, chunk in enumerate(chunks)
+            ]
+            self._next = (self._next + len(chunks)) % len(meters)
+        else:
+            if self._task is None:
+                self._task = ray.remote(num_cpus=1, max_retries=self.max_retries)(_function_task)
+            futures = [self._task.remote(m["fn"], chunk) for chunk in chunks]
         measured = [row for part in ray.get(futures) for row in part]
         device = self.device_metrics(self.profile, archs)
         return [{**a, **d} for a, d in zip(measured, device)]
@@ -358,7 +371,7 @@ def search_devices(
         resume: continue searches logged in the run directory.
         parallel: ``False`` runs the searches one after another in this process (no Ray).
         address: join this Ray cluster instead of starting a local one.
-        fan_out: measurement tasks per batch.
+        fan_out: measurement meters (one CPU each), and chunks per batch.
 
     Returns:
         ``{profile: SearchResult}``.
@@ -406,16 +419,20 @@ def search_devices(
             for p in profiles
         }
     ray = ensure_ray(address)
+    meters: list[Any] = []
     if isinstance(accuracy, MeasuredAccuracy):
         state = {k: v.detach().cpu() for k, v in supernet.state_dict().items()}
-        # weights and data (inside `accuracy`) go to the object store once, not once per task
-        measure: dict[str, Any] = {
-            "kind": "supernet",
-            "space": space_name,
-            "num_classes": supernet.num_classes,
-            "weights": ray.put(state),
-            "accuracy": ray.put(accuracy),
-        }
+        # weights and data go to the object store once; each meter (a CPU slot) builds the
+        # supernet from them once and measures the batches of every profile's search
+        meter = ray.remote(
+            num_cpus=1, max_restarts=plan.max_retries, max_task_retries=plan.max_retries
+        )(SupernetMeter)
+        weights, acc_ref = ray.put(state), ray.put(accuracy)
+        meters = [
+            meter.remote(space_name, supernet.num_classes, weights, acc_ref)
+            for _ in range(max(1, fan_out))
+        ]
+        measure: dict[str, Any] = {"kind": "supernet", "meters": meters}
     else:
         measure = {"kind": "function", "fn": accuracy}
     task = ray.remote(num_cpus=0, max_retries=plan.max_retries)(_search_task)
@@ -423,4 +440,8 @@ def search_devices(
         p: task.remote(str(run_path), space_name, p, plan, measure, device, fan_out)
         for p in profiles
     }
-    return {p: ray.get(f) for p, f in futures.items()}
+    try:
+        return {p: ray.get(f) for p, f in futures.items()}
+    finally:
+        for handle in meters:  # free their CPU slots for whatever runs next
+            ray.kill(handle)
