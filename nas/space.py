@@ -394,10 +394,14 @@ class SearchSpace:
         out = np.array([a.positions for a in archs], dtype=np.int64).reshape(
             len(archs), len(self.choices)
         )
-        if fill_inactive:
-            for i, parent, first_active in self._conditional:
-                out[out[:, parent] < first_active, i] = -1
-        return out
+        return self.mask_inactive(out) if fill_inactive else out
+
+    def mask_inactive(self, idx: np.ndarray) -> np.ndarray:
+        """Set the positions of inactive dimensions in index matrix ``idx`` to -1, in place;
+        returns ``idx``."""
+        for i, parent, first_active in self._conditional:
+            idx[idx[:, parent] < first_active, i] = -1
+        return idx
 
     def encode(self, archs: Sequence[ArchConfig], encoding: Encoding = "onehot") -> np.ndarray:
         """Float matrix, one row per architecture; inactive dimensions are zero.

@@ -131,7 +131,7 @@ def arch_indices(space: SearchSpace, archs: Sequence[ArchConfig]) -> np.ndarray:
         flat = np.fromiter(chain.from_iterable(map(_positions, archs)), np.int64)
     if flat.size != n * d:
         raise ValueError(f"architectures of space {space.name!r} need {d} positions each")
-    return mask_inactive(space, flat.astype(np.int64).reshape(n, d))
+    return space.mask_inactive(flat.astype(np.int64).reshape(n, d))
 
 
 def check_indices(space: SearchSpace, idx: np.ndarray | Sequence[Sequence[int]]) -> np.ndarray:
@@ -165,43 +165,17 @@ def check_indices(space: SearchSpace, idx: np.ndarray | Sequence[Sequence[int]])
             f"allowed 0..{sizes[i] - 1} (or -1 when inactive)"
         )
     given_inactive = out == -1
-    masked = mask_inactive(space, out)
     if given_inactive.any():
-        inactive = np.zeros_like(given_inactive)
-        for i, parent, first_active in _conditions(space):
-            inactive[:, i] = masked[:, parent] < first_active
-        wrong = given_inactive & ~inactive
+        # which dimensions the given (active) positions leave active
+        active = space.mask_inactive(np.where(given_inactive, 0, out)) >= 0
+        wrong = given_inactive & active
         if wrong.any():
             r, i = map(int, np.argwhere(wrong)[0])
             raise InvalidArchError(
                 f"{space.choices[i].name}: index -1 (inactive) in row {r}, but the dimension is "
                 "active there"
             )
-    return masked
-
-
-def mask_inactive(space: SearchSpace, idx: np.ndarray) -> np.ndarray:
-    """Set the positions of inactive dimensions to -1, in place; returns ``idx``."""
-    for i, parent, first_active in _conditions(space):
-        idx[idx[:, parent] < first_active, i] = -1
-    return idx
-
-
-def _conditions(space: SearchSpace) -> list[tuple[int, int, int]]:
-    """``(dimension, parent dimension, first parent position that activates it)``."""
-    names = space.names
-    out = []
-    for i, c in enumerate(space.choices):
-        if c.when is None:
-            continue
-        parent = space.choices[names.index(c.when.dim)]
-        at_least = c.when.at_least
-        first = next(
-            (j for j, v in enumerate(parent.values) if not isinstance(v, str) and v >= at_least),
-            len(parent.values),
-        )
-        out.append((i, names.index(c.when.dim), first))
-    return out
+    return space.mask_inactive(out)
 
 
 def _check_encoder(encoder: str) -> None:
