@@ -95,7 +95,6 @@ class ArrayPredictors:
 
     def __init__(self, space: Any, acc: Any, lat: Any) -> None:
         self.space, self.acc, self.lat = space, acc, lat
-        self.fast_acc = hasattr(acc, "predict_indices")
         self.reset()
 
     def reset(self) -> None:
@@ -105,14 +104,7 @@ class ArrayPredictors:
     def evaluate_indices(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         t0 = time.perf_counter()
         with torch.no_grad():
-            if self.fast_acc:
-                acc = self.acc.predict_indices(rows)
-            else:
-                from nas.search.base import canonical_rows
-
-                acc = self.acc.predict_features(
-                    self.space.encode_indices(canonical_rows(self.space, rows))
-                )
+            acc = self.acc.predict_indices(rows)
         t1 = time.perf_counter()
         lat = self.lat.predict_indices(rows)
         self.acc_s += t1 - t0
