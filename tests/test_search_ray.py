@@ -224,3 +224,12 @@ def test_optuna_sampler_as_ray_tune_search_algorithm(ray_session: Any, tmp_path:
         arch = space.arch({c.name: row[f"config/{c.name}"] for c in space.choices})
         assert row["accuracy"] == pytest.approx(toy_accuracy([arch])[0]["accuracy"])
         assert row["arch_key"] == arch.key
+
+
+def test_local_ray_workers_run_at_the_callers_priority(ray_session: Any) -> None:
+    @ray_session.remote(num_cpus=0)
+    def niceness() -> int:
+        return os.nice(0)
+
+    expected = int(os.environ.get("RAY_worker_niceness", os.nice(0)))  # noqa: SIM112 (Ray spells it so)
+    assert ray_session.get(niceness.remote()) == expected

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from nas.cli import UsageError
+from nas.cli.progress import progress_bar
 
 SAMPLES = "accuracy.csv"
 
@@ -85,7 +86,6 @@ def _read_samples(run: Any) -> tuple[list[Any], list[dict[str, Any]]]:
 def run_collect(args: argparse.Namespace) -> int:
     import pandas as pd
     import torch
-    from tqdm import tqdm
 
     import nas
     from nas.checkpoint import load_checkpoint
@@ -117,7 +117,7 @@ def run_collect(args: argparse.Namespace) -> int:
     done = {r["arch_key"] for r in rows}
     todo = [a for a in archs if a.key not in done]
     path = run.path / "samples" / SAMPLES
-    with tqdm(total=len(archs), initial=len(archs) - len(todo), desc="subnets") as bar:
+    with progress_bar(total=len(archs), initial=len(archs) - len(todo), desc="subnets") as bar:
         for start in range(0, len(todo), args.chunk):
             chunk = todo[start : start + args.chunk]
             results = evaluate(supernet, chunk, val, bn_data=train, n_bn_batches=args.bn_batches,

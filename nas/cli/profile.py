@@ -139,9 +139,9 @@ def _measure_options(p: argparse.ArgumentParser) -> None:
 
 
 def _bar(total: int, desc: str) -> Any:
-    from tqdm import tqdm
+    from nas.cli.progress import progress_bar
 
-    return tqdm(total=total, desc=desc, unit="net" if "subnet" in desc else "layer")
+    return progress_bar(total=total, desc=desc, unit="net" if "subnet" in desc else "layer")
 
 
 def _progress(bar: Any) -> Any:

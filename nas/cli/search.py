@@ -156,8 +156,7 @@ def _measured(run_dir: Path, args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from nas.cli.progress import progress_bar
     from nas.distributed.search import DevicePlan, PredictedAccuracy, search_devices
     from nas.selection import chosen_keys, export_trials, load_trained_supernet
 
@@ -197,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
             }
         },
     )
-    with tqdm(total=len(profiles), desc="profiles searched", disable=args.json) as bar:
+    with progress_bar(total=len(profiles), desc="profiles searched", disable=args.json) as bar:
         results = search_devices(
             run_dir,
             profiles,

@@ -187,6 +187,6 @@ def _compare(name: str, rows: list[dict[str, str]], counts: list[dict[str, int]]
 def _progress(rows: list[dict[str, str]], desc: str, *, enabled: bool) -> Any:
     if not enabled or len(rows) < 2000:
         return rows
-    from tqdm import tqdm
+    from nas.cli.progress import progress_bar
 
-    return tqdm(rows, desc=desc, unit="row", file=sys.stderr, disable=None)
+    return progress_bar(rows, desc=desc, unit="row")

@@ -168,9 +168,9 @@ class _Bar:
         if self.disable:
             return
         if self.bar is None:
-            from tqdm import tqdm
+            from nas.cli.progress import progress_bar
 
-            self.bar = tqdm(total=p.total_steps, initial=p.step - 1, unit="step", file=sys.stderr)
+            self.bar = progress_bar(total=p.total_steps, initial=p.step - 1, unit="step")
         self.bar.set_postfix_str(
             f"epoch {p.epoch} {p.phase} loss {p.loss:.3f} {p.images_per_second:.0f} img/s",
             refresh=False,

@@ -19,10 +19,15 @@ _LOCAL_ENV = {
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
     """Initialise Ray once: join ``address`` if given, else start a local loopback instance.
 
-    Returns the ``ray`` module. Calling it again when Ray is up does nothing.
+    A local Ray's workers run at this process's priority (``os.nice``), as the sequential
+    mode does: Ray's own default (nice 15) lets any other job on the machine starve them.
+    Set ``RAY_worker_niceness`` to choose otherwise. Returns the ``ray`` module. Calling it
+    again when Ray is up does nothing.
     """
     for key, value in _LOCAL_ENV.items():
         os.environ[key] = value
+    if not address:
+        os.environ.setdefault("RAY_worker_niceness", str(os.nice(0)))
     import ray
 
     if ray.is_initialized():
