@@ -10,12 +10,12 @@ The comparison is kept fair:
   sequential arm sets it in this process, every Ray measurement task sets it in its worker);
 - sequential: the three searches one after another in this process;
 - Ray: ``search_devices`` on a fresh local Ray of 2 CPUs per workload, one search task per
-  profile, measurements sent to 2 meter actors that each rebuild the supernet once from the
-  weights in the object store. Its time includes starting Ray and its workers (no warm-up run
-  is excluded); the table also shows the time without ``ray.init``;
-- Ray's startup is a fixed cost (~3 s for ``ray.init``, ~4 s until both meters have imported
-  torch and built the supernet, on 2 cores), so the speedup depends on the job's length: the
-  bench runs two workloads (defaults: 160 and 480 subnets per profile, ~50 s and ~150 s
+  profile, measurements sent as Ray tasks of one CPU (each worker process builds the supernet
+  once from the weights in the object store). Its time includes starting Ray and its workers
+  (no warm-up run is excluded); the table also shows the time without ``ray.init``;
+- Ray's startup is a fixed cost (~3 s for ``ray.init``, ~4 s until both measuring workers have
+  imported torch and built the supernet, on 2 cores), so the speedup depends on the job's
+  length: the bench runs two workloads (defaults: 160 and 480 subnets per profile, ~50 s and ~150 s
   sequential on 2 quiet cores) and prints one row each. ``--images`` defaults to all 1,797
   digits (half recalibrate BN, half are measured).
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nas.search import Problem, create_searcher, search
-from nas.search.base import row_keys
+from nas.search.base import canonical_rows, row_keys
 from nas.search.local import _enumerate
 from nas.search.surrogate import GPSurrogate
 
@@ -68,3 +68,40 @@ def test_enumerated_pool_skips_told_and_pending_networks():
     keys = [row_keys(SPACE, r) for r in (first, second, third)]
     assert [len(k) for k in keys] == [20, 10, 10]
     assert len(set().union(*keys)) == 40
+
+
+def test_pair_features_one_hot_joint_values_and_stay_out_of_the_kernel():
+    searcher = create_searcher("local", _problem(), seed=0)
+    sizes = [len(c.values) for c in SPACE.choices]
+    rows = searcher.random_rows(30)  # type: ignore[attr-defined]
+    X = searcher._encode(rows)  # type: ignore[attr-defined]
+    n_pairs = sum(sizes[i] * sizes[j] for i in range(len(sizes)) for j in range(i + 1, len(sizes)))
+    pairs = X[:, -n_pairs:]
+    assert X.shape[1] == len(searcher._groups)  # type: ignore[attr-defined]
+    assert np.all(searcher._groups[-n_pairs:] == -1)  # type: ignore[attr-defined]
+    # each pair of active dimensions contributes exactly one joint value
+    canon = canonical_rows(SPACE, rows)
+    both = sum(
+        (canon[:, i] >= 0) & (canon[:, j] >= 0)
+        for i in range(len(sizes))
+        for j in range(i + 1, len(sizes))
+    )
+    np.testing.assert_array_equal(pairs.sum(axis=1), both)
+    plain = create_searcher("local", _problem(), seed=0, pair_features=False)
+    assert plain._encode(rows).shape[1] == X.shape[1] - n_pairs  # type: ignore[attr-defined]
+
+
+def test_mean_only_columns_leave_the_kernel_unchanged():
+    rng = np.random.default_rng(1)
+    X = (rng.random((40, 8)) < 0.5).astype(float)
+    extra = rng.normal(size=(40, 3))
+    y = X @ rng.normal(size=8) + extra @ np.array([1.0, -2.0, 0.5])
+    groups = np.repeat(np.arange(4), 2)
+    full = GPSurrogate(groups=np.concatenate([groups, [-1, -1, -1]]))
+    full.fit(np.hstack([X, extra]), y)
+    mean, _ = full.predict(np.hstack([X, extra]))
+    np.testing.assert_allclose(full.predict_mean(np.hstack([X, extra])), mean, atol=1e-4)
+    plain = GPSurrogate(groups=groups)
+    plain.fit(X, y)
+    # the extra columns explain what the one-hots cannot: a better fit of the training data
+    assert np.mean((mean - y) ** 2) < np.mean((plain.predict(X)[0] - y) ** 2)

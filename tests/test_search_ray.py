@@ -233,3 +233,23 @@ def test_local_ray_workers_run_at_the_callers_priority(ray_session: Any) -> None
 
     expected = int(os.environ.get("RAY_worker_niceness", os.nice(0)))  # noqa: SIM112 (Ray spells it so)
     assert ray_session.get(niceness.remote()) == expected
+
+
+def test_worker_builds_the_supernet_once_per_weights(ray_session: Any) -> None:
+    from nas.distributed.search import WorkerSupernet
+
+    torch.manual_seed(0)
+    supernet = nas.create_supernet("tiny", num_classes=10)
+    _, val = split(load_data("digits", limit=32, seed=0), 0.5, seed=0)
+    accuracy = ray_session.put(MeasuredAccuracy(data=val, n_bn_batches=1))
+    shared = [ray_session.put(supernet.state_dict()), accuracy]
+    built, settings = WorkerSupernet.get("tiny", 10, shared)
+    assert WorkerSupernet.get("tiny", 10, shared)[0] is built  # kept, not rebuilt
+    for name, value in supernet.state_dict().items():
+        assert torch.equal(built.state_dict()[name], value)
+    assert settings.n_bn_batches == 1
+    other = {k: v + 1 if v.is_floating_point() else v for k, v in supernet.state_dict().items()}
+    rebuilt, _ = WorkerSupernet.get("tiny", 10, [ray_session.put(other), accuracy])
+    assert rebuilt is not built  # another run's weights replace the entry
+    first = next(k for k, v in other.items() if v.is_floating_point())
+    assert torch.equal(rebuilt.state_dict()[first], other[first])

@@ -2,17 +2,17 @@
 
 Each profile's search loop runs as a Ray task (``num_cpus=0``: it mostly waits) that calls
 :func:`nas.search.search` with ``run_dir=runs/<run>/search/<profile>``. Its evaluator splits
-every batch into chunks measured in parallel. With a supernet, the measurements go to
-``fan_out`` meter actors (:class:`SupernetMeter`, one CPU each) shared by every profile's search:
-the supernet's weights and the validation data are put in the object store once, by the
-driver, each meter rebuilds the supernet from them once, then BN-recalibrates and measures
-each subnet it is sent (:func:`nas.evaluation.evaluate`). A measurement function runs as Ray
-tasks (one CPU each).
+every batch into ``fan_out`` chunks, each a Ray task of one CPU, so Ray's scheduler hands every
+chunk of every profile's search to whichever CPU is free next (no CPU waits for a slower
+one). With a supernet, the weights and the validation data are put in the object store once,
+by the driver; a worker process builds the supernet from them on its first chunk and keeps
+it for the next ones (:class:`WorkerSupernet`), then BN-recalibrates and measures each subnet
+(:func:`nas.evaluation.evaluate`). A measurement function runs as the same kind of task.
 Device metrics (latency) come from the profile's latency model, or from ``device_metrics``.
 Constraints on ``params`` or ``macs`` (raw counts, as :func:`nas.count` gives them) add those
 counts to every trial (:class:`CountedMetrics`; no torch, no measurement).
 
-Faults: measurement tasks, meters and search tasks are retried (``max_retries``). A retried search
+Faults: measurement tasks and search tasks are retried (``max_retries``). A retried search
 resumes from its ``trials.csv``, so a worker killed mid-search loses no logged trial and
 duplicates none (the batch in flight is measured again, never logged twice).
 
@@ -224,27 +224,49 @@ def _chunks(items: list[ArchConfig], n: int) -> list[list[ArchConfig]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-class SupernetMeter:
-    """Ray actor body: the supernet rebuilt once from the shared weights, measuring batches.
+class WorkerSupernet:
+    """What a Ray worker process built from the shared objects, kept for its next tasks.
 
-    One per CPU slot; every profile's search sends its batches to the same meters, so the
-    supernet is built once per worker, not once per batch.
+    Ray reuses worker processes, so a measurement task finds the supernet (and the
+    validation data) its process fetched and built for an earlier chunk and skips that work.
+    One entry per process: another run's objects replace it.
     """
 
-    def __init__(
-        self, space: str, num_classes: int, weights: Any, accuracy: MeasuredAccuracy
-    ) -> None:
-        from nas.distributed.local import set_worker_threads
+    _key: tuple[str, str] | None = None
+    _built: tuple[Any, MeasuredAccuracy] | None = None
+
+    @classmethod
+    def get(cls, space: str, num_classes: int, shared: list[Any]) -> tuple[Any, MeasuredAccuracy]:
+        """The supernet and the measurement settings for ``shared`` (object-store references
+        of the weights and of the :class:`MeasuredAccuracy`), fetched and built on first use."""
+        import ray
+
         from nas.registry import create_supernet
 
-        set_worker_threads(accuracy.threads)
-        self.accuracy = accuracy
-        self.supernet = create_supernet(space, num_classes=num_classes)
-        self.supernet.load_state_dict(weights)
+        weights, accuracy = shared
+        key = (weights.hex(), accuracy.hex())
+        if cls._key != key or cls._built is None:
+            state, settings = ray.get([weights, accuracy])
+            supernet = create_supernet(space, num_classes=num_classes)
+            supernet.load_state_dict(state)
+            cls._key, cls._built = key, (supernet, settings)
+        return cls._built
 
-    def measure(self, archs: list[ArchConfig]) -> Metrics:
-        """``accuracy`` and ``loss`` of each arch (see :func:`measure_on_supernet`)."""
-        return measure_on_supernet(self.supernet, self.accuracy, archs)
+
+def _supernet_task(
+    space: str, num_classes: int, shared: list[Any], archs: list[ArchConfig]
+) -> Metrics:
+    """Ray task: ``accuracy`` and ``loss`` of ``archs`` on the shared supernet.
+
+    ``shared`` holds the object-store references of the weights and the
+    :class:`MeasuredAccuracy`, nested in a list so Ray does not fetch them for every task
+    (:class:`WorkerSupernet` fetches them once per process).
+    """
+    from nas.distributed.local import set_worker_threads
+
+    supernet, accuracy = WorkerSupernet.get(space, num_classes, shared)
+    set_worker_threads(accuracy.threads)  # reused workers keep the last task's setting
+    return measure_on_supernet(supernet, accuracy, archs)
 
 
 def _function_task(fn: MeasureFn, archs: list[ArchConfig]) -> Metrics:
@@ -269,23 +291,18 @@ class _RayEvaluator:
         self.fan_out = fan_out
         self.max_retries = max_retries
         self._task: Any = None
-        self._next = 0  # the meter that takes the next chunk (spreads load across meters)
 
     def evaluate(self, archs: list[ArchConfig]) -> Metrics:
         import ray
 
         m = self.measure
+        if self._task is None:
+            body = _supernet_task if m["kind"] == "supernet" else _function_task
+            self._task = ray.remote(num_cpus=1, max_retries=self.max_retries)(body)
         chunks = _chunks(archs, self.fan_out)
         if m["kind"] == "supernet":
-            meters = m["meters"]
-            futures = [
-                meters[(self._next + i) % len(meters)].measure.remote(chunk)
-                for i, chunk in enumerate(chunks)
-            ]
-            self._next = (self._next + len(chunks)) % len(meters)
+            futures = [self._task.remote(*m["args"], chunk) for chunk in chunks]
         else:
-            if self._task is None:
-                self._task = ray.remote(num_cpus=1, max_retries=self.max_retries)(_function_task)
             futures = [self._task.remote(m["fn"], chunk) for chunk in chunks]
         measured = [row for part in ray.get(futures) for row in part]
         device = self.device_metrics(self.profile, archs)
@@ -371,7 +388,7 @@ def search_devices(
         resume: continue searches logged in the run directory.
         parallel: ``False`` runs the searches one after another in this process (no Ray).
         address: join this Ray cluster instead of starting a local one.
-        fan_out: measurement meters (one CPU each), and chunks per batch.
+        fan_out: measurement tasks (one CPU each) per batch.
 
     Returns:
         ``{profile: SearchResult}``.
@@ -419,20 +436,15 @@ def search_devices(
             for p in profiles
         }
     ray = ensure_ray(address)
-    meters: list[Any] = []
     if isinstance(accuracy, MeasuredAccuracy):
         state = {k: v.detach().cpu() for k, v in supernet.state_dict().items()}
-        # weights and data go to the object store once; each meter (a CPU slot) builds the
-        # supernet from them once and measures the batches of every profile's search
-        meter = ray.remote(
-            num_cpus=1, max_restarts=plan.max_retries, max_task_retries=plan.max_retries
-        )(SupernetMeter)
-        weights, acc_ref = ray.put(state), ray.put(accuracy)
-        meters = [
-            meter.remote(space_name, supernet.num_classes, weights, acc_ref)
-            for _ in range(max(1, fan_out))
-        ]
-        measure: dict[str, Any] = {"kind": "supernet", "meters": meters}
+        # weights and data go to the object store once; each worker process builds the
+        # supernet from them once (WorkerSupernet) and measures chunks of every search
+        shared = [ray.put(state), ray.put(accuracy)]
+        measure: dict[str, Any] = {
+            "kind": "supernet",
+            "args": (space_name, supernet.num_classes, shared),
+        }
     else:
         measure = {"kind": "function", "fn": accuracy}
     task = ray.remote(num_cpus=0, max_retries=plan.max_retries)(_search_task)
@@ -440,8 +452,4 @@ def search_devices(
         p: task.remote(str(run_path), space_name, p, plan, measure, device, fan_out)
         for p in profiles
     }
-    try:
-        return {p: ray.get(f) for p, f in futures.items()}
-    finally:
-        for handle in meters:  # free their CPU slots for whatever runs next
-            ray.kill(handle)
+    return {p: ray.get(f) for p, f in futures.items()}

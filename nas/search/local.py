@@ -1,7 +1,8 @@
 """``local``: surrogate-guided local search (works on any discrete space).
 
 Each batch: fit one surrogate per objective and constrained metric on every trial so far
-(one-hot choices plus, for dimensions sharing their values, one-hot counts of each value);
+(one-hot choices plus, for dimensions sharing their values, one-hot counts of each value,
+plus joint one-hots of every pair of dimensions, which enter only the linear mean);
 build a candidate pool: with one objective, every unmeasured network when the space is
 small enough to enumerate (``enumerate_limit``; cheap surrogate means shortlist it), else the
 one-change neighbourhoods of the best trials (the feasible front for several objectives),
@@ -68,6 +69,14 @@ def _shared_value_sets(space: SearchSpace) -> list[tuple[np.ndarray, int]]:
     return [(np.array(d), len(v)) for v, d in by_values.items() if len(d) >= 2]
 
 
+def _dimension_pairs(sizes: np.ndarray, max_columns: int) -> list[tuple[int, int]]:
+    """Every pair of dimensions, or none when their joint one-hots exceed ``max_columns``."""
+    pairs = [(i, j) for i in range(len(sizes)) for j in range(i + 1, len(sizes))]
+    if sum(int(sizes[i] * sizes[j]) for i, j in pairs) > max_columns:
+        return []
+    return pairs
+
+
 def _enumerate(space: SearchSpace, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One index row per distinct network of a small space, and its key."""
     rows = np.indices(tuple(int(x) for x in sizes)).reshape(len(sizes), -1).T.astype(np.int64)
@@ -106,7 +115,12 @@ class LocalSearcher(IndexSearcher):
         count_features: add to the encoding how many dimensions take each value, for every
             set of dimensions with the same values (e.g. how many 3x3 convolutions): computed
             from the architecture alone, they let the surrogates share what any edge learns.
+        pair_features: add one-hot of the joint values of every pair of dimensions (when
+            there are at most ``MAX_PAIR_COLUMNS`` such columns), in the GP's linear mean
+            only: it then captures pairwise interactions (one choice matters given another).
     """
+
+    MAX_PAIR_COLUMNS = 500  # an enumerated space keeps every encoding in memory
 
     def __init__(
         self,
@@ -127,6 +141,7 @@ class LocalSearcher(IndexSearcher):
         log_constraints: bool = False,
         feasibility_noise: bool = False,
         count_features: bool = True,
+        pair_features: bool = True,
     ) -> None:
         super().__init__(problem, seed=seed)
         for name, value in (("n_init", n_init), ("top_k", top_k)):
@@ -159,6 +174,9 @@ class LocalSearcher(IndexSearcher):
         for dims, n_values in self._counts:  # one feature group per (set, value)
             for _ in range(n_values):
                 groups.append(np.full(len(dims) + 1, len(self.sizes) + len(groups) - 1))
+        self._pairs = _dimension_pairs(self.sizes, self.MAX_PAIR_COLUMNS) if pair_features else []
+        for i, j in self._pairs:  # in the linear mean only (-1): the kernel stays as it was
+            groups.append(np.full(self.sizes[i] * self.sizes[j], -1))
         self._groups = np.concatenate(groups)
         self._guided = 0  # model-guided batches asked so far
         self._all: tuple[np.ndarray, np.ndarray] | None = None
@@ -295,7 +313,8 @@ class LocalSearcher(IndexSearcher):
 
     def _encode(self, rows: np.ndarray) -> np.ndarray:
         """One-hot of every active dimension, then (``count_features``) one-hot counts of
-        each value within each set of dimensions that share their values."""
+        each value within each set of dimensions that share their values, then
+        (``pair_features``) one-hot joint values of each pair of dimensions (both active)."""
         canon = canonical_rows(self.space, rows)
         offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
         out = np.zeros((len(rows), int(self.sizes.sum())))
@@ -308,6 +327,11 @@ class LocalSearcher(IndexSearcher):
                 hot = np.zeros((len(rows), len(dims) + 1))
                 hot[np.arange(len(rows)), (sub == v).sum(axis=1)] = 1.0
                 parts.append(hot)
+        for i, j in self._pairs:
+            hot = np.zeros((len(rows), int(self.sizes[i] * self.sizes[j])))
+            r = np.flatnonzero((canon[:, i] >= 0) & (canon[:, j] >= 0))
+            hot[r, canon[r, i] * self.sizes[j] + canon[r, j]] = 1.0
+            parts.append(hot)
         return np.hstack(parts)
 
     def _noise_std(self, model: Surrogate) -> float:

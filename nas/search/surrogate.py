@@ -81,7 +81,8 @@ class GPSurrogate:
     on a small grid. Pure numpy, O(n^3) in the number of trials (fine up to a few thousand).
 
     Args:
-        groups: the dimension of each one-hot column (``None``: unweighted Hamming).
+        groups: the dimension of each one-hot column (``None``: unweighted Hamming); columns
+            of a negative group enter the linear mean only, not the kernel.
         alpha: ridge penalty of the linear mean (targets are standardised).
     """
 
@@ -114,8 +115,10 @@ class GPSurrogate:
         reg[-1, -1] = 1e-8
         self._w = np.linalg.solve(Xa.T @ Xa + reg, Xa.T @ yn)
         r = yn - Xa @ self._w
+        self._kcols = np.ones(X.shape[1], dtype=bool)
         self._col_weight = np.ones(X.shape[1])
         if self.groups is not None and len(self.groups) == X.shape[1]:
+            self._kcols = self.groups >= 0
             coef = self._w[:-1]
             n_dims = int(self.groups.max()) + 1
             spread = np.array(
@@ -124,12 +127,13 @@ class GPSurrogate:
                     for g in range(n_dims)
                 ]
             )
+            self._col_weight = np.ones(int(self._kcols.sum()))
             if spread.max() > 0:
                 weight = np.maximum(spread / spread.mean(), 0.1)
-                self._col_weight = weight[self.groups]
-        self._X = X
+                self._col_weight = weight[self.groups[self._kcols]]
+        self._X = X[:, self._kcols]
         s2 = max(float(r.var()), 1e-4)
-        H = self._hamming(X, X)
+        H = self._hamming(self._X, self._X)
         best: tuple[float, float, float, np.ndarray, np.ndarray] | None = None
         for ell in self.LENGTHS:
             K0 = s2 * np.exp(-H / ell)
@@ -154,7 +158,7 @@ class GPSurrogate:
 
         X = np.asarray(X, dtype=np.float64)
         Xa = np.hstack([X, np.ones((len(X), 1))])
-        Ks = self._s2 * np.exp(-self._hamming(X, self._X) / self._ell)
+        Ks = self._s2 * np.exp(-self._hamming(X[:, self._kcols], self._X) / self._ell)
         mean = Xa @ self._w + Ks @ self._a
         v = solve_triangular(self._L, Ks.T, lower=True)
         var = np.maximum(self._s2 - (v**2).sum(axis=0), 1e-12)
@@ -167,11 +171,11 @@ class GPSurrogate:
         ``g = (X w) X_train^T``, so one float32 product and one ``exp`` pass suffice.
         """
         X = np.asarray(X, dtype=np.float64)
-        w = self._col_weight
-        sa, sb = (X * w).sum(axis=1), (self._X * w).sum(axis=1)
+        Xk, w = X[:, self._kcols], self._col_weight
+        sa, sb = (Xk * w).sum(axis=1), (self._X * w).sum(axis=1)
         # exponents are at most sa_i / (2 l): float32 unless that could overflow it
         dtype = np.float32 if len(X) and 0.5 * sa.max() / self._ell < 80 else np.float64
-        G = (X * w).astype(dtype) @ self._X.T.astype(dtype)
+        G = (Xk * w).astype(dtype) @ self._X.T.astype(dtype)
         G -= (0.5 * sb).astype(dtype)[None, :]  # sa_i stays out (factored below)
         G *= dtype(1.0 / self._ell)
         np.exp(G, out=G)
