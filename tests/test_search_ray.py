@@ -253,3 +253,9 @@ def test_worker_builds_the_supernet_once_per_weights(ray_session: Any) -> None:
     assert rebuilt is not built  # another run's weights replace the entry
     first = next(k for k, v in other.items() if v.is_floating_point())
     assert torch.equal(rebuilt.state_dict()[first], other[first])
+
+
+@pytest.mark.parametrize("fan_out", [0, -1, 1.5, True])
+def test_fan_out_must_be_a_positive_int(tmp_path: Path, fan_out: Any) -> None:
+    with pytest.raises(ValueError, match="fan_out must be a positive int"):
+        search_devices(_run_dir(tmp_path), ["fast"], DevicePlan(), fan_out=fan_out)

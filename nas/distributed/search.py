@@ -2,12 +2,13 @@
 
 Each profile's search loop runs as a Ray task (``num_cpus=0``: it mostly waits) that calls
 :func:`nas.search.search` with ``run_dir=runs/<run>/search/<profile>``. Its evaluator splits
-every batch into ``fan_out`` chunks, each a Ray task of one CPU, so Ray's scheduler hands every
-chunk of every profile's search to whichever CPU is free next (no CPU waits for a slower
-one). With a supernet, the weights and the validation data are put in the object store once,
-by the driver; a worker process builds the supernet from them on its first chunk and keeps
-it for the next ones (:class:`WorkerSupernet`), then BN-recalibrates and measures each subnet
-(:func:`nas.evaluation.evaluate`). A measurement function runs as the same kind of task.
+every batch into ``fan_out`` chunks (default: one per CPU of the Ray cluster), each a Ray task
+of one CPU, so Ray's scheduler hands every chunk of every profile's search to whichever CPU is
+free next (no CPU waits for a slower one). With a supernet, the weights and the validation
+data are put in the object store once, by the driver; a worker process builds the supernet
+from them on its first chunk and keeps it for the next ones (:class:`WorkerSupernet`), then
+BN-recalibrates and measures each subnet (:func:`nas.evaluation.evaluate`). A measurement
+function runs as the same kind of task.
 Device metrics (latency) come from the profile's latency model, or from ``device_metrics``.
 Constraints on ``params`` or ``macs`` (raw counts, as :func:`nas.count` gives them) add those
 counts to every trial (:class:`CountedMetrics`; no torch, no measurement).
@@ -370,7 +371,7 @@ def search_devices(
     resume: bool = False,
     parallel: bool = True,
     address: str | None = None,
-    fan_out: int = 2,
+    fan_out: int | None = None,
 ) -> dict[str, SearchResult]:
     """Run one search per device profile (in parallel on Ray unless ``parallel=False``).
 
@@ -388,7 +389,8 @@ def search_devices(
         resume: continue searches logged in the run directory.
         parallel: ``False`` runs the searches one after another in this process (no Ray).
         address: join this Ray cluster instead of starting a local one.
-        fan_out: measurement tasks (one CPU each) per batch.
+        fan_out: measurement tasks (one CPU each) per batch (default: the Ray cluster's CPU
+            count, so one search can keep every CPU busy).
 
     Returns:
         ``{profile: SearchResult}``.
@@ -399,6 +401,10 @@ def search_devices(
     """
     if not profiles:
         raise ValueError("profiles must name at least one device profile")
+    if fan_out is not None and (
+        not isinstance(fan_out, int) or isinstance(fan_out, bool) or fan_out < 1
+    ):
+        raise ValueError(f"fan_out must be a positive int or None, got {fan_out!r}")
     if len(set(profiles)) != len(profiles):
         raise ValueError(f"profiles repeat a name: {list(profiles)}")
     run_path = Path(run_dir)
@@ -436,6 +442,8 @@ def search_devices(
             for p in profiles
         }
     ray = ensure_ray(address)
+    if fan_out is None:
+        fan_out = max(1, int(ray.cluster_resources().get("CPU", 1)))
     if isinstance(accuracy, MeasuredAccuracy):
         state = {k: v.detach().cpu() for k, v in supernet.state_dict().items()}
         # weights and data go to the object store once; each worker process builds the
