@@ -300,11 +300,7 @@ class _RayEvaluator:
         if self._task is None:
             body = _supernet_task if m["kind"] == "supernet" else _function_task
             self._task = ray.remote(num_cpus=1, max_retries=self.max_retries)(body)
-        chunks = _chunks(archs, self.fan_out)
-        if m["kind"] == "supernet":
-            futures = [self._task.remote(*m["args"], chunk) for chunk in chunks]
-        else:
-            futures = [self._task.remote(m["fn"], chunk) for chunk in chunks]
+        futures = [self._task.remote(*m["args"], chunk) for chunk in _chunks(archs, self.fan_out)]
         measured = [row for part in ray.get(futures) for row in part]
         device = self.device_metrics(self.profile, archs)
         return [{**a, **d} for a, d in zip(measured, device)]
@@ -454,7 +450,7 @@ def search_devices(
             "args": (space_name, supernet.num_classes, shared),
         }
     else:
-        measure = {"kind": "function", "fn": accuracy}
+        measure = {"kind": "function", "args": (accuracy,)}
     task = ray.remote(num_cpus=0, max_retries=plan.max_retries)(_search_task)
     futures = {
         p: task.remote(str(run_path), space_name, p, plan, measure, device, fan_out)
