@@ -166,7 +166,7 @@ def main() -> None:
         n_bn_batches=4,
         bn_batch_size=32,
         batch_size=128,
-        threads=args.threads,  # the Ray arm's evaluations (set in each meter's worker)
+        threads=args.threads,  # the Ray arm's evaluations (set in each task's worker)
     )
     load_before = os.getloadavg()[0]
     results = [run_pair(b, args, supernet, accuracy) for b in budgets]

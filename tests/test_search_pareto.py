@@ -118,27 +118,8 @@ def test_early_stopped_sort_keeps_the_best_fronts_exact(pts, enough):
         assert np.count_nonzero(part < last) >= enough
 
 
-def _peeled_ranks(F, violation, enough):
-    """The reference: peel fronts off the constrained dominance matrix."""
-    from nas.search.pareto import dominance_matrix
-
-    ranks = np.full(len(F), -1, dtype=np.int64)
-    dom = dominance_matrix(F, violation)
-    counts = dom.sum(axis=0)
-    front, rank = np.flatnonzero(counts == 0), 0
-    while front.size:
-        ranks[front] = rank
-        if enough is not None and np.count_nonzero(ranks >= 0) >= enough:
-            ranks[ranks < 0] = rank + 1
-            break
-        counts = counts - dom[front].sum(axis=0)
-        counts[ranks >= 0] = -1
-        front, rank = np.flatnonzero(counts == 0), rank + 1
-    return ranks
-
-
 def test_two_objective_fast_sort_matches_peeling():
-    from nas.search.pareto import nondominated_sort
+    from nas.search.pareto import _peel_fronts, nondominated_sort
 
     rng = np.random.default_rng(0)
     for case in range(400):
@@ -147,5 +128,5 @@ def test_two_objective_fast_sort_matches_peeling():
         v = None if case % 3 == 0 else np.where(rng.random(n) < 0.4, rng.integers(0, 3, n) / 2, 0.0)
         enough = None if case % 2 else int(rng.integers(1, n + 1))
         assert (
-            nondominated_sort(F, v, enough=enough).tolist() == _peeled_ranks(F, v, enough).tolist()
+            nondominated_sort(F, v, enough=enough).tolist() == _peel_fronts(F, v, enough).tolist()
         )

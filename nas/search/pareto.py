@@ -47,13 +47,18 @@ def nondominated_sort(
     With ``enough``, peeling stops once that many points are ranked; the rest share the next
     front index (NSGA-II survival only needs the best ``population``).
     """
-    n = len(F)
-    ranks = np.full(n, -1, dtype=np.int64)
-    if n == 0:
-        return ranks
+    if len(F) == 0:
+        return np.full(0, -1, dtype=np.int64)
     F = np.asarray(F, dtype=np.float64)
     if F.ndim == 2 and F.shape[1] == 2 and np.isfinite(F).all():
         return _sort_two(F, violation, enough)
+    return _peel_fronts(F, violation, enough)
+
+
+def _peel_fronts(F: np.ndarray, violation: np.ndarray | None, enough: int | None) -> np.ndarray:
+    """:func:`nondominated_sort` for any number of objectives: peel fronts off the
+    constrained dominance matrix, O(n^2) memory."""
+    ranks = np.full(len(F), -1, dtype=np.int64)
     dom = dominance_matrix(F, violation)
     counts = dom.sum(axis=0)
     front = np.flatnonzero(counts == 0)
