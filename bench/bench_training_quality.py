@@ -119,7 +119,7 @@ def main() -> None:
         res = arch_resolution(space, arch)
         sub = supernet.extract(arch)
         recalibrate_bn(sub, train, args.bn_batches, batch_size=args.batch, resolution=res)
-        shared = measure(sub, test, resolution=res)["top1"]
+        shared = measure(sub, test, resolution=res)["accuracy"]
         alone, best_lr = -1.0, 0.0
         for lr in [float(v) for v in args.alone_lrs.split(",")]:
             torch.manual_seed(args.seed + 1)
@@ -128,7 +128,7 @@ def main() -> None:
             t1 = time.perf_counter()
             train_alone(alone_model, train, dataclasses.replace(config, lr=lr), res)
             t_alone += time.perf_counter() - t1
-            top1 = measure(alone_model, test, resolution=res)["top1"]
+            top1 = measure(alone_model, test, resolution=res)["accuracy"]
             if top1 > alone:
                 alone, best_lr = top1, lr
         params = sum(p.numel() for p in sub.parameters())

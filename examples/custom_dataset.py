@@ -58,7 +58,7 @@ def main() -> None:
     named = reference_archs(supernet.space)
     rows = nas.evaluate(supernet, list(named.values()), test, bn_data=train, n_bn_batches=10)
     for name, row in zip(named, rows):
-        print(f"{name:>9}: top-1 {row['top1']:.2f}%  loss {row['loss']:.3f}")
+        print(f"{name:>9}: top-1 {row['accuracy']:.2f}%  loss {row['loss']:.3f}")
 
 
 if __name__ == "__main__":

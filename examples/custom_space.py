@@ -64,7 +64,8 @@ def main() -> None:
     def evaluate(archs: list[ArchConfig]) -> list[dict[str, float]]:
         accuracy = nas.evaluate(supernet, archs, val, bn_data=train, n_bn_batches=5)
         return [
-            {"accuracy": row["top1"], "macs": float(nas.count(space, a, num_classes=10)["macs"])}
+            {"accuracy": row["accuracy"],
+             "macs": float(nas.count(space, a, num_classes=10)["macs"])}
             for a, row in zip(archs, accuracy)
         ]
 

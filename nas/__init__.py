@@ -15,12 +15,26 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from nas.registry import create_space, create_supernet, list_spaces, register_space
+from nas.errors import (
+    ConfigError,
+    InvalidArchError,
+    MissingFileError,
+    NasError,
+    ProfileError,
+    RunDirError,
+)
+from nas.registry import (
+    create_space,
+    create_supernet,
+    list_spaces,
+    register_space,
+    resolve_space,
+)
 
 # Imported eagerly: the subpackage ``nas.search`` would otherwise shadow the function
 # ``nas.search`` once anything imports it. It needs neither torch nor ray.
 from nas.search import SearchResult, search
-from nas.space import ArchConfig, Choice, InvalidArchError, SearchSpace, choice, stage
+from nas.space import ArchConfig, Choice, SearchSpace, choice, stage
 
 __version__ = "0.1.0"
 
@@ -38,13 +52,24 @@ _LAZY: dict[str, str] = {
     "load_profile": "nas.hardware",
     "list_profiles": "nas.hardware",
     "measure_latency": "nas.hardware",
-    "search_devices": "nas.distributed.search",
+    "search_devices": "nas.flow.search",
+    "DevicePlan": "nas.devices",
+    "MeasuredMetrics": "nas.devices",
+    "DataSpec": "nas.tasks",
+    "create_task": "nas.tasks",
 }
+# subpackages reachable as attributes (``nas.flow.train(...)``), imported on first use
+_SUBMODULES = ("flow", "tasks", "predictor")
 
 __all__ = [
     "ArchConfig",
     "Choice",
+    "ConfigError",
     "InvalidArchError",
+    "MissingFileError",
+    "NasError",
+    "ProfileError",
+    "RunDirError",
     "SearchResult",
     "SearchSpace",
     "choice",
@@ -52,6 +77,7 @@ __all__ = [
     "create_supernet",
     "list_spaces",
     "register_space",
+    "resolve_space",
     "search",
     "stage",
     *_LAZY,
@@ -59,6 +85,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"nas.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'nas' has no attribute {name!r}")

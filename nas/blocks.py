@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas.layers import make_divisible, se_channels
+from nas.errors import ConfigError
+from nas.shapes import make_divisible, se_channels
 
 ACTIVATIONS = ("relu", "h_swish", "h_sigmoid", "none")
 __all__ = [
@@ -39,7 +40,7 @@ def activation(name: str) -> nn.Module:
         return nn.Hardsigmoid()
     if name == "none":
         return nn.Identity()
-    raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {name!r}")
+    raise ConfigError(f"activation must be one of {list(ACTIVATIONS)}, got {name!r}")
 
 
 class ConvBNAct(nn.Sequential):
@@ -142,7 +143,7 @@ class MBConv(nn.Module):
     ) -> None:
         super().__init__()
         if not expand and mid_channels != in_channels:
-            raise ValueError(
+            raise ConfigError(
                 f"a block without expand conv needs mid_channels == in_channels, "
                 f"got {mid_channels} and {in_channels}"
             )

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from nas.errors import ConfigError, MissingFileError, NasError
 from nas.rundir import atomic_write
 from nas.space import SearchSpace
 
@@ -30,7 +31,7 @@ FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "space", "fingerprint", "step", "epoch", "batch", "model")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(NasError, ValueError):
     """A checkpoint is missing, corrupt, or belongs to another space or configuration."""
 
 
@@ -67,7 +68,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], *, space: SearchSpa
     }
     missing = [k for k in REQUIRED_KEYS if k not in payload]
     if missing:
-        raise ValueError(f"checkpoint state lacks {missing}")
+        raise ConfigError(f"checkpoint state lacks {missing}")
     out = atomic_write(path, lambda f: torch.save(payload, f))
     log.debug("checkpoint step %s written to %s", state["step"], out)
     return out
@@ -85,7 +86,7 @@ def load_checkpoint(
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no checkpoint to resume from")
+        raise MissingFileError(f"{path}: no checkpoint to resume from")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:

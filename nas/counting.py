@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from nas.errors import ConfigError
 from nas.layers import LayerSpec
 from nas.registry import REGISTRY
 from nas.space import ArchConfig, SearchSpace
@@ -26,13 +27,13 @@ Counts = dict[str, int]
 def _layers_function(space: SearchSpace) -> Callable[..., list[Any]]:
     layers = REGISTRY.entry(space.name).layers
     if layers is None:
-        raise ValueError(f"search space {space.name!r} registers no layers function to count")
+        raise ConfigError(f"search space {space.name!r} registers no layers function to count")
     return layers
 
 
 def _check_classes(num_classes: int) -> None:
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        raise ConfigError(f"num_classes must be a positive int, got {num_classes!r}")
 
 
 def count(space: SearchSpace, arch: ArchConfig, num_classes: int = 1000) -> Counts:

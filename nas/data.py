@@ -29,6 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nas.errors import ConfigError, MissingFileError
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -68,21 +70,21 @@ class TensorData:
         classes: Sequence[str] | None = None,
     ) -> None:
         if images.ndim != 4 or images.shape[1] not in (1, 3):
-            raise ValueError(
+            raise ConfigError(
                 f"images must be (N, C, H, W) with C in 1 or 3, got {tuple(images.shape)}"
             )
         if labels.ndim != 1 or len(labels) != len(images):
-            raise ValueError(
+            raise ConfigError(
                 f"labels must be (N,) with N={len(images)} like images, got {tuple(labels.shape)}"
             )
         if len(images) == 0:
-            raise ValueError("the image set is empty")
+            raise ConfigError("the image set is empty")
         labels = labels.to(torch.int64)
         if int(labels.min()) < 0:
-            raise ValueError("labels must be non-negative class indices")
+            raise ConfigError("labels must be non-negative class indices")
         n_classes = int(labels.max()) + 1 if num_classes is None else num_classes
         if int(labels.max()) >= n_classes:
-            raise ValueError(f"num_classes={n_classes} but a label is {int(labels.max())}")
+            raise ConfigError(f"num_classes={n_classes} but a label is {int(labels.max())}")
         self.images = images
         self.labels = labels
         self.num_classes = n_classes
@@ -133,9 +135,9 @@ class TorchDatasetData:
 
     def __init__(self, dataset: Any, num_classes: int) -> None:
         if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
-            raise ValueError("dataset must support len() and indexing (a map-style torch Dataset)")
+            raise ConfigError("dataset must support len() and indexing (a map-style torch Dataset)")
         if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+            raise ConfigError(f"num_classes must be a positive int, got {num_classes!r}")
         self.dataset = dataset
         self.num_classes = num_classes
 
@@ -199,7 +201,7 @@ def from_arrays(
     elif array.ndim == 4 and array.shape[-1] in (1, 3) and array.shape[1] not in (1, 3):
         array = array.transpose(0, 3, 1, 2)
     elif array.ndim != 4:
-        raise ValueError(f"images must be (N,H,W), (N,H,W,C) or (N,C,H,W), got {array.shape}")
+        raise ConfigError(f"images must be (N,H,W), (N,H,W,C) or (N,C,H,W), got {array.shape}")
     tensor = torch.from_numpy(np.ascontiguousarray(array))
     if tensor.dtype != torch.uint8:
         tensor = tensor.to(torch.float32)
@@ -222,19 +224,19 @@ def load_image_folder(
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file or directory")
+        raise MissingFileError(f"{path}: no such file or directory")
     if path.is_file() and not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: not a directory or a .zip file")
+        raise ConfigError(f"{path}: not a directory or a .zip file")
     with _Reader(path) as reader:
         names = reader.images(split)
         if not names:
-            raise ValueError(
+            raise ConfigError(
                 f"{path}: no images under {split!r}/<class>/; splits: {reader.splits()}"
             )
         classes = sorted({name.split("/")[-2] for name in names})
         if limit is not None:
             if limit < 1:
-                raise ValueError(f"limit must be a positive int, got {limit}")
+                raise ConfigError(f"limit must be a positive int, got {limit}")
             keep = np.sort(np.random.default_rng(seed).permutation(len(names))[:limit])
             names = [names[i] for i in keep]
         log.info("decoding %d images of %s/%s", len(names), path, split)
@@ -243,7 +245,7 @@ def load_image_folder(
     arrays = [a if a.ndim == 3 or channels == 1 else np.repeat(a[..., None], 3, -1) for a in arrays]
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
-        raise ValueError(
+        raise ConfigError(
             f"{path}/{split}: images differ in size {sorted(shapes)[:3]}; resize them first"
         )
     stacked = np.stack(arrays)
@@ -310,11 +312,11 @@ class _Reader:
 def split(data: ImageData, val_fraction: float, seed: int) -> tuple[SubsetData, SubsetData]:
     """A deterministic (by ``seed``) random train/validation split."""
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction}")
     order = np.random.default_rng(seed).permutation(len(data))
     n_val = max(1, round(len(data) * val_fraction))
     if n_val >= len(data):
-        raise ValueError(f"val_fraction={val_fraction} leaves no training images of {len(data)}")
+        raise ConfigError(f"val_fraction={val_fraction} leaves no training images of {len(data)}")
     return SubsetData(data, np.sort(order[n_val:])), SubsetData(data, np.sort(order[:n_val]))
 
 
@@ -322,7 +324,7 @@ def steps_per_epoch(data: ImageData, batch_size: int, world_size: int = 1) -> in
     """Full batches per epoch when each of ``world_size`` ranks takes ``batch_size`` images."""
     steps = len(data) // (batch_size * world_size)
     if steps < 1:
-        raise ValueError(
+        raise ConfigError(
             f"batch_size={batch_size} x {world_size} worker(s) exceeds the {len(data)} images"
         )
     return steps

@@ -1,4 +1,4 @@
-"""Evaluating subnets of a supernet: BN recalibration, then top-1 and loss per architecture.
+"""Evaluating subnets of a supernet: BN recalibration, then the task's metrics per architecture.
 
 A subnet's batch-norm running statistics are not those of the supernet (they were averaged
 over whichever subnets were trained); :func:`recalibrate_bn` recomputes them exactly as the
@@ -10,7 +10,7 @@ Example:
     >>> supernet = nas.create_supernet("tiny", num_classes=10)
     >>> archs = list(reference_archs(supernet.space).values())
     >>> rows = nas.evaluate(supernet, archs, val, bn_data=train, n_bn_batches=20, device="cpu")
-    >>> rows[0]["top1"]
+    >>> rows[0]["accuracy"], rows[0]["loss"]       # the task's metrics (classification here)
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from nas.data import ImageData, batches, eval_batches, resize
+from nas.data import ImageData, batches
+from nas.errors import ConfigError
 from nas.space import ArchConfig, SearchSpace
+from nas.tasks import Task, task_for_space
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +75,14 @@ def recalibrate_bn(
     resolution: int | None = None,
     device: str | torch.device = "cpu",
     seed: int = 0,
+    task: Task | None = None,
 ) -> None:
     """Recompute every BN layer's running statistics from ``n_batches`` batches of ``data``.
 
-    Statistics are reset and then averaged cumulatively (``momentum=None``), so the result is
-    the exact mean of the per-batch statistics, independent of the previous values. Each
-    layer's momentum and the model's train/eval modes are restored afterwards. On a supernet
-    this overwrites the statistics of every channel (those the active subnet does not use are
-    reset); :func:`evaluate` saves and restores them, so prefer it during training.
+    Statistics are reset and averaged cumulatively (``momentum=None``): the exact mean of the
+    per-batch statistics. Momenta and train/eval modes are restored afterwards. On a supernet
+    this resets the channels the active subnet does not use; :func:`evaluate` saves and
+    restores them, so prefer it during training.
 
     Args:
         model: a supernet (with its active subnet set) or any module with BN layers.
@@ -91,16 +92,21 @@ def recalibrate_bn(
         resolution: resize the images to this size (``None``: as they are).
         device: where ``model`` lives.
         seed: picks which images (the same for every call with the same seed).
+        task: feeds the batches (default: classification; a model without BN needs none).
 
     Example:
         >>> supernet.set_active(arch)
         >>> recalibrate_bn(supernet, train, n_batches=20, resolution=arch["resolution"])
     """
     if not isinstance(n_batches, int) or n_batches < 1:
-        raise ValueError(f"n_batches must be a positive int, got {n_batches!r}")
+        raise ConfigError(f"n_batches must be a positive int, got {n_batches!r}")
     layers = _bn_layers(model)
     if not layers:
         return
+    if task is None:
+        from nas.tasks import create_task
+
+        task = create_task("classification")
     modes = {m: m.training for m in model.modules()}
     momenta = [m.momentum for m in layers]
     batch_size = min(batch_size, len(data))
@@ -114,7 +120,7 @@ def recalibrate_bn(
         for i, (x, _) in enumerate(batches(data, batch_size, seed=seed, epoch=0)):
             if i >= n_batches:
                 break
-            model(resize(x.to(device), resolution))
+            model(task.prepare(x.to(device), resolution))
     finally:
         for m, momentum in zip(layers, momenta):
             m.momentum = momentum
@@ -141,7 +147,6 @@ def _restore_bn_state(model: nn.Module, state: list[dict[str, torch.Tensor]]) ->
                     buf.copy_(saved[name])
 
 
-@torch.no_grad()
 def measure(
     model: nn.Module,
     data: ImageData,
@@ -150,21 +155,16 @@ def measure(
     resolution: int | None = None,
     device: str | torch.device = "cpu",
     max_batches: int | None = None,
+    task: Task | None = None,
 ) -> dict[str, float]:
-    """Top-1 accuracy (percent) and mean cross-entropy of ``model`` (in eval mode) on ``data``."""
-    was_training = model.training
-    model.eval()
-    correct, loss, n = 0, 0.0, 0
-    try:
-        for x, y in eval_batches(data, batch_size, limit=max_batches):
-            x, y = resize(x.to(device), resolution), y.to(device)
-            logits = model(x).float()
-            loss += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += int((logits.argmax(dim=1) == y).sum())
-            n += len(y)
-    finally:
-        model.train(was_training)
-    return {"top1": 100.0 * correct / max(n, 1), "loss": loss / max(n, 1), "n_images": float(n)}
+    """The task's metrics of ``model`` (in eval mode) on ``data`` (default task:
+    classification, ``accuracy`` top-1 percent and ``loss``)."""
+    if task is None:
+        from nas.tasks import create_task
+
+        task = create_task("classification")
+    return task.measure(model, data, batch_size=batch_size, resolution=resolution,
+                        device=device, max_batches=max_batches)
 
 
 def evaluate(
@@ -178,6 +178,7 @@ def evaluate(
     bn_batch_size: int = 64,
     device: str | torch.device = "cpu",
     max_batches: int | None = None,
+    task: Task | None = None,
 ) -> list[dict[str, float]]:
     """BN-recalibrate and measure each architecture of ``supernet``.
 
@@ -194,48 +195,49 @@ def evaluate(
         bn_batch_size: recalibration batch size.
         device: where the supernet lives.
         max_batches: measure on at most this many batches.
+        task: what is measured (default: the space's task, see :func:`nas.tasks.task_for_space`).
 
     Returns:
-        One dict per architecture, in order: ``top1`` (percent), ``loss``, ``n_images``.
+        One dict per architecture, in order: the task's metrics (classification:
+        ``accuracy`` in percent, ``loss``) and ``n``.
 
     Example:
         >>> rows = nas.evaluate(supernet, [space.smallest(), space.largest()], val, device="cpu")
     """
     space = supernet.space
+    task = task or task_for_space(space)
     for arch in archs:
         space.validate(arch)
     if not isinstance(n_bn_batches, int) or n_bn_batches < 0:
-        raise ValueError(f"n_bn_batches must be an int >= 0, got {n_bn_batches!r}")
+        raise ConfigError(f"n_bn_batches must be an int >= 0, got {n_bn_batches!r}")
     saved = _bn_state(supernet)
     previous = supernet.active
     was_training = supernet.training
-    rows = []
     try:
-        for arch in archs:
-            supernet.set_active(arch)
-            res = arch_resolution(space, arch, supernet)
-            if n_bn_batches:
-                recalibrate_bn(
-                    supernet,
-                    bn_data if bn_data is not None else data,
-                    n_bn_batches,
-                    batch_size=bn_batch_size,
-                    resolution=res,
-                    device=device,
-                )
-            rows.append(
-                measure(
-                    supernet,
-                    data,
-                    batch_size=batch_size,
-                    resolution=res,
-                    device=device,
-                    max_batches=max_batches,
-                )
-            )
-            log.debug("evaluated %s: %s", arch.key, rows[-1])
+        return [
+            _evaluate_one(supernet, arch, data, bn_data if bn_data is not None else data,
+                          task, n_bn_batches=n_bn_batches, batch_size=batch_size,
+                          bn_batch_size=bn_batch_size, device=device, max_batches=max_batches)
+            for arch in archs
+        ]
     finally:
         _restore_bn_state(supernet, saved)
         supernet.set_active(previous)
         supernet.train(was_training)
-    return rows
+
+
+def _evaluate_one(
+    supernet: Any, arch: ArchConfig, data: ImageData, bn_data: ImageData, task: Task, *,
+    n_bn_batches: int, batch_size: int, bn_batch_size: int, device: str | torch.device,
+    max_batches: int | None,
+) -> dict[str, float]:
+    """Activate ``arch``, recalibrate BN on ``bn_data`` and measure it on ``data``."""
+    supernet.set_active(arch)
+    res = arch_resolution(supernet.space, arch, supernet)
+    if n_bn_batches:
+        recalibrate_bn(supernet, bn_data, n_bn_batches, batch_size=bn_batch_size,
+                       resolution=res, device=device, task=task)
+    row = task.measure(supernet, data, batch_size=batch_size, resolution=res, device=device,
+                       max_batches=max_batches)
+    log.debug("evaluated %s: %s", arch.key, row)
+    return row

@@ -33,19 +33,24 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from nas.registry import create_space, create_supernet
-from nas.rundir import atomic_write, atomic_write_json, read_json
+from nas.errors import ConfigError, MissingFileError, RunDirError
+from nas.registry import create_supernet, resolve_space, space_module
+from nas.rundir import (
+    ARCH_FILE,
+    METRICS_FILE,
+    ONNX_FILE,
+    PROGRAM_FILE,
+    WEIGHTS_FILE,
+    atomic_write,
+    atomic_write_json,
+    read_json,
+)
 from nas.space import ArchConfig
 from nas.supernet import Supernet
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-ARCH_FILE = "arch.json"
-WEIGHTS_FILE = "weights.pt"
-PROGRAM_FILE = "program.pt2"
-ONNX_FILE = "model.onnx"
-METRICS_FILE = "metrics.json"
 FORMATS = ("torch", "export", "onnx")
 LoadFormat = Literal["torch", "export", "onnx"]
 
@@ -65,11 +70,9 @@ def export_subnet(
         supernet: the trained supernet.
         arch: the architecture to export (validated against the supernet's space).
         out_dir: the folder to write (created if missing; files in it are replaced).
-        example_input: the input to trace with; default ``randn(2, 3, r, r)`` with ``r`` the
-            arch's ``resolution`` (or the space's ``meta["resolution"]``). The batch
-            dimension of the program and of the ONNX model is dynamic where the exporters
-            allow it (``arch.json`` says so in ``dynamic_batch``); the other dimensions are
-            fixed to the example's.
+        example_input: the input to trace with (default: ``supernet.example_input(arch)``).
+            The batch dimension is dynamic where the exporters allow it (``arch.json`` says
+            so in ``dynamic_batch``); the other dimensions are fixed to the example's.
         metrics: written to ``metrics.json`` (e.g. accuracy and latency of the arch).
         formats: which of ``"torch"`` (always written), ``"export"`` and ``"onnx"`` to write.
 
@@ -85,11 +88,9 @@ def export_subnet(
     """
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
-        raise ValueError(f"formats: unknown {unknown}; allowed values are {list(FORMATS)}")
-    if example_input is not None and (
-        not isinstance(example_input, torch.Tensor) or example_input.dim() != 4
-    ):
-        raise ValueError("example_input must be a 4-d tensor (batch, channels, height, width)")
+        raise ConfigError(f"formats: unknown {unknown}; allowed values are {list(FORMATS)}")
+    if example_input is not None and not isinstance(example_input, torch.Tensor):
+        raise ConfigError("example_input must be a tensor (a batch of the network's input)")
     space = supernet.space
     space.validate(arch)
     out = Path(out_dir)
@@ -97,29 +98,54 @@ def export_subnet(
     # no arch.json while writing: a folder without one is an incomplete export
     (out / ARCH_FILE).unlink(missing_ok=True)
     model = supernet.extract(arch).eval()
-    x = example_input if example_input is not None else _example_input(supernet, arch)
+    x = example_input if example_input is not None else supernet.example_input(arch)
     x = x.to(next(model.parameters()).device)
     if x.shape[0] == 1:  # a traced batch of 1 would be specialised; trace 2, allow any
         x = torch.cat([x, x])
-
-    written: dict[str, str] = {}
-    errors: dict[str, str] = {}
     atomic_write(out / WEIGHTS_FILE, lambda f: torch.save(model.state_dict(), f))
-    written[WEIGHTS_FILE] = _sha256(out / WEIGHTS_FILE)
+    written = {WEIGHTS_FILE: _sha256(out / WEIGHTS_FILE)}
+    errors: dict[str, str] = {}
+    dynamic = _write_program_and_onnx(model, x, out, formats, written, errors, arch.key)
+    if metrics is not None:
+        atomic_write_json(out / METRICS_FILE, dict(metrics))
+        written[METRICS_FILE] = _sha256(out / METRICS_FILE)
+    for stale in (PROGRAM_FILE, ONNX_FILE, METRICS_FILE):
+        if stale not in written:  # left by an earlier export into the same folder
+            (out / stale).unlink(missing_ok=True)
+    atomic_write_json(out / ARCH_FILE, _arch_info(supernet, arch, x, dynamic, written, errors))
+    log.info("exported %s to %s (%s)", arch.key, out, ", ".join(written))
+    return out
 
+
+def write_export_metrics(out_dir: str | Path, metrics: Mapping[str, Any]) -> Path:
+    """Replace an export's ``metrics.json`` (and its checksum in ``arch.json``)."""
+    out = Path(out_dir)
+    info = _read_info(out)
+    atomic_write_json(out / METRICS_FILE, dict(metrics))
+    info["files"] = {**info["files"], METRICS_FILE: _sha256(out / METRICS_FILE)}
+    atomic_write_json(out / ARCH_FILE, info)
+    return out / METRICS_FILE
+
+
+def _write_program_and_onnx(
+    model: nn.Module, x: torch.Tensor, out: Path, formats: Collection[str],
+    written: dict[str, str], errors: dict[str, str], key: str,
+) -> bool:
+    """Write ``program.pt2`` and ``model.onnx`` as asked (a failure is recorded in
+    ``errors``, the rest of the export stays usable); returns whether the batch is dynamic."""
     program, dynamic = None, False
     if "export" in formats or "onnx" in formats:
         try:
             program, dynamic = _torch_export(model, x)
         except Exception as exc:  # torch.export raises many types; the export stays usable
-            log.warning("torch.export failed for %s, no %s: %s", arch.key, PROGRAM_FILE, exc)
+            log.warning("torch.export failed for %s, no %s: %s", key, PROGRAM_FILE, exc)
             errors[PROGRAM_FILE] = f"{type(exc).__name__}: {exc}"
     if "export" in formats and program is not None:
         buffer = io.BytesIO()
         try:
             torch.export.save(program, buffer)
         except Exception as exc:  # a program that exports but does not serialise
-            log.warning("torch.export.save failed for %s: %s", arch.key, exc)
+            log.warning("torch.export.save failed for %s: %s", key, exc)
             errors[PROGRAM_FILE] = f"{type(exc).__name__}: {exc}"
         else:
             atomic_write(out / PROGRAM_FILE, lambda f: f.write(buffer.getvalue()))
@@ -128,43 +154,40 @@ def export_subnet(
         try:
             data = _onnx_bytes(model, program, x)
         except Exception as exc:  # the exporters raise many types; report, keep the rest
-            log.warning("ONNX export failed for %s; writing no %s: %s", arch.key, ONNX_FILE, exc)
+            log.warning("ONNX export failed for %s; writing no %s: %s", key, ONNX_FILE, exc)
             errors[ONNX_FILE] = f"{type(exc).__name__}: {exc}"
         else:
             atomic_write(out / ONNX_FILE, lambda f: f.write(data))
             written[ONNX_FILE] = _sha256(out / ONNX_FILE)
-    if metrics is not None:
-        atomic_write_json(out / METRICS_FILE, dict(metrics))
-        written[METRICS_FILE] = _sha256(out / METRICS_FILE)
-    for stale in (PROGRAM_FILE, ONNX_FILE, METRICS_FILE):
-        if stale not in written:  # left by an earlier export into the same folder
-            (out / stale).unlink(missing_ok=True)
+    return dynamic
 
-    atomic_write_json(
-        out / ARCH_FILE,
-        {
-            "format_version": FORMAT_VERSION,
-            "space": space.name,
-            "fingerprint": space.fingerprint(),
-            "arch_key": arch.key,
-            "arch": arch.to_dict(),
-            "num_classes": supernet.num_classes,
-            "supernet_options": supernet.options,
-            "resolution": int(x.shape[-1]),
-            "input_shape": list(x.shape),
-            "dynamic_batch": dynamic,
-            "rebuild": (
-                f"nas.create_supernet({space.name!r}, **build_kwargs)"
-                f".extract(nas.create_space({space.name!r}).from_json(arch_json)), then "
-                f"load_state_dict(torch.load('{WEIGHTS_FILE}', weights_only=True))"
-            ),
-            "torch_version": torch.__version__,
-            "files": written,
-            "errors": errors,
-        },
-    )
-    log.info("exported %s to %s (%s)", arch.key, out, ", ".join(written))
-    return out
+
+def _arch_info(supernet: Supernet, arch: ArchConfig, x: torch.Tensor, dynamic: bool,
+               written: dict[str, str], errors: dict[str, str]) -> dict[str, Any]:
+    """The contents of ``arch.json``: what the export is and how to rebuild it."""
+    space = supernet.space
+    return {
+        "format_version": FORMAT_VERSION,
+        "space": space.name,
+        "space_module": space_module(space.name),
+        "fingerprint": space.fingerprint(),
+        "arch_key": arch.key,
+        "arch": arch.to_dict(),
+        "num_classes": supernet.num_classes,
+        "supernet_options": supernet.options,
+        "resolution": supernet.input_resolution(arch),
+        "input_shape": list(x.shape),
+        "input_dtype": str(x.dtype).removeprefix("torch."),
+        "dynamic_batch": dynamic,
+        "rebuild": (
+            f"import {space_module(space.name)}; nas.create_supernet({space.name!r}, "
+            f"**build_kwargs).extract(nas.create_space({space.name!r}).from_json(arch_json)), "
+            f"then load_state_dict(torch.load('{WEIGHTS_FILE}', weights_only=True))"
+        ),
+        "torch_version": torch.__version__,
+        "files": written,
+        "errors": errors,
+    }
 
 
 def load_subnet(out_dir: str | Path, *, format: LoadFormat = "torch") -> Any:
@@ -187,10 +210,10 @@ def load_subnet(out_dir: str | Path, *, format: LoadFormat = "torch") -> Any:
         >>> logits = model(torch.randn(1, 3, 224, 224))
     """
     if format not in FORMATS:
-        raise ValueError(f"format must be one of {list(FORMATS)}, got {format!r}")
+        raise ConfigError(f"format must be one of {list(FORMATS)}, got {format!r}")
     root = Path(out_dir)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such export folder")
+        raise MissingFileError(f"{root}: no such export folder")
     info = _read_info(root)
     if format == "torch":
         return _load_torch(root, info)
@@ -200,24 +223,13 @@ def load_subnet(out_dir: str | Path, *, format: LoadFormat = "torch") -> Any:
         try:
             return torch.export.load(path)
         except Exception as exc:
-            raise ValueError(f"{path}: not a readable torch.export program ({exc})") from None
+            raise RunDirError(f"{path}: not a readable torch.export program ({exc})") from None
     import onnxruntime
 
     try:
         return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise ValueError(f"{path}: not a readable ONNX model ({exc})") from None
-
-
-def _example_input(supernet: Supernet, arch: ArchConfig) -> torch.Tensor:
-    resolution = supernet.input_resolution(arch)
-    if not isinstance(resolution, int):
-        raise ValueError(
-            f"space {supernet.space.name!r} has no 'resolution' dimension or meta; "
-            "pass example_input"
-        )
-    generator = torch.Generator().manual_seed(0)
-    return torch.randn(2, 3, resolution, resolution, generator=generator)
+        raise RunDirError(f"{path}: not a readable ONNX model ({exc})") from None
 
 
 def _torch_export(model: nn.Module, x: torch.Tensor) -> tuple[Any, bool]:
@@ -297,7 +309,7 @@ def _read_info(root: Path) -> dict[str, Any]:
     required = ("space", "fingerprint", "arch", "num_classes", "files")
     missing = [k for k in required if not isinstance(info, dict) or k not in info]
     if missing:
-        raise ValueError(f"{root / ARCH_FILE}: missing fields {missing}")
+        raise RunDirError(f"{root / ARCH_FILE}: missing fields {missing}")
     return dict(info)
 
 
@@ -307,10 +319,10 @@ def _checked_file(root: Path, info: Mapping[str, Any], name: str) -> Path:
     if not path.is_file():
         reason = info.get("errors", {}).get(name)
         why = f" (export failed: {reason})" if reason else ""
-        raise FileNotFoundError(f"{path}: no such file{why}")
+        raise MissingFileError(f"{path}: no such file{why}")
     expected = info["files"].get(name)
     if expected is not None and _sha256(path) != expected:
-        raise ValueError(
+        raise RunDirError(
             f"{path}: checksum differs from the one in {ARCH_FILE}; the file is corrupt or "
             "was changed after export"
         )
@@ -318,9 +330,9 @@ def _checked_file(root: Path, info: Mapping[str, Any], name: str) -> Path:
 
 
 def _load_torch(root: Path, info: Mapping[str, Any]) -> nn.Module:
-    space = create_space(str(info["space"]))
+    space = resolve_space(str(info["space"]), module=info.get("space_module") or None)
     if space.fingerprint() != info["fingerprint"]:
-        raise ValueError(
+        raise RunDirError(
             f"{root / ARCH_FILE}: exported from space {info['space']!r} with fingerprint "
             f"{info['fingerprint']}, but the registered space now has {space.fingerprint()}; "
             "the space definition changed"
@@ -330,16 +342,16 @@ def _load_torch(root: Path, info: Mapping[str, Any]) -> nn.Module:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(f"{path}: corrupt or unreadable weights file ({exc})") from None
+        raise RunDirError(f"{path}: corrupt or unreadable weights file ({exc})") from None
     options = info.get("supernet_options", {})
     if not isinstance(options, dict):
-        raise ValueError(f"{root / ARCH_FILE}: 'supernet_options' must be an object")
+        raise RunDirError(f"{root / ARCH_FILE}: 'supernet_options' must be an object")
     supernet = create_supernet(space.name, num_classes=int(info["num_classes"]), **options)
     if not isinstance(supernet, Supernet):
-        raise ValueError(f"space {space.name!r} registers a supernet that is not a nas.Supernet")
+        raise ConfigError(f"space {space.name!r} registers a supernet that is not a nas.Supernet")
     model = supernet.extract(arch)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{path}: weights do not fit the architecture ({exc})") from None
+        raise RunDirError(f"{path}: weights do not fit the architecture ({exc})") from None
     return model.eval()

@@ -27,37 +27,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from nas.errors import ConfigError
+from nas.shapes import conv_output_size, se_channels
+from nas.shapes import make_divisible as make_divisible  # re-exported (moved to nas.shapes)
 from nas.space import Value
 
 if TYPE_CHECKING:
     from torch import nn
-
-
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round ``value`` to a multiple of ``divisor`` as MobileNet/Once-for-All do.
-
-    Rounds to the nearest multiple (halves up), never below ``min_value`` (default
-    ``divisor``), and adds one ``divisor`` when rounding lost more than 10 %.
-
-    Example:
-        >>> make_divisible(16 * 1.2), make_divisible(112 * 1.2)
-        (24, 136)
-    """
-    floor = divisor if min_value is None else min_value
-    new = max(floor, int(value + divisor / 2) // divisor * divisor)
-    if new < 0.9 * value:
-        new += divisor
-    return new
-
-
-def se_channels(channels: int, reduction: int = 4, divisor: int = 8) -> int:
-    """Hidden channels of a squeeze-and-excite module over ``channels`` (as in OFA)."""
-    return make_divisible(channels // reduction, divisor)
-
-
-def conv_output_size(size: int, kernel: int, stride: int) -> int:
-    """Spatial output size of a 'same'-padded (``kernel // 2``) convolution."""
-    return (size + 2 * (kernel // 2) - kernel) // stride + 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,7 +152,7 @@ def layer_kind(name: str) -> LayerKind:
     try:
         return _KINDS[name]
     except KeyError:
-        raise ValueError(
+        raise ConfigError(
             f"unknown layer kind {name!r}; registered kinds are {sorted(_KINDS)}"
         ) from None
 

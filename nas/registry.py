@@ -1,21 +1,28 @@
 """The registry of named search spaces and the supernets that realise them.
 
-Spaces register themselves from ``search_spaces/`` (imported lazily on first lookup, so the
-framework never imports the user's folder at import time).
+Spaces come from plug-ins: installed packages that name a module in the ``nas.spaces``
+entry-point group (this project's ``search_spaces`` and ``predictors`` do), imported on the
+first lookup, and from a user's own module named on the command line as ``module:name``
+(:func:`resolve_space`). The framework itself imports no plug-in.
 
 Example:
     >>> import nas
     >>> space = nas.create_space("tiny")
     >>> supernet = nas.create_supernet("tiny", num_classes=10)
+    >>> space = nas.resolve_space("myspaces:my_space")   # imports myspaces.py, which registers
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
+from nas.errors import ConfigError
 from nas.space import SearchSpace
 
 if TYPE_CHECKING:
@@ -25,6 +32,17 @@ SpaceFactory = Callable[[], SearchSpace]
 SupernetFactory = Callable[..., "Supernet"]
 # (space, arch, num_classes) -> the arch's layers, for counting and latency lookup tables
 LayersFunction = Callable[..., list[Any]]
+SPACE_PLUGINS = "nas.spaces"
+
+
+def load_plugins(group: str) -> list[str]:
+    """Import every module named in the entry-point ``group`` (Python caches imported modules,
+    so a second call imports nothing); returns their names."""
+    names = []
+    for point in entry_points(group=group):
+        importlib.import_module(point.value)
+        names.append(point.value)
+    return names
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,14 +51,15 @@ class _Entry:
     supernet: SupernetFactory | None
     layers: LayersFunction | None
     description: str
+    module: str
 
 
 class SpaceRegistry:
     """Maps names to space and supernet factories. One default instance: :data:`REGISTRY`."""
 
-    def __init__(self, autoload: tuple[str, ...] = ()) -> None:
+    def __init__(self, *, plugins: bool = True) -> None:
         self._entries: dict[str, _Entry] = {}
-        self._autoload = autoload
+        self._plugins = plugins
         self._loaded = False
 
     def register(
@@ -54,14 +73,14 @@ class SpaceRegistry:
     ) -> None:
         """Register ``name``; registering the same name twice replaces the entry."""
         self._entries[name] = _Entry(
-            space=space, supernet=supernet, layers=layers, description=description
+            space=space, supernet=supernet, layers=layers, description=description,
+            module=getattr(space, "__module__", "") or "",
         )
 
     def _load(self) -> None:
-        if not self._loaded:
+        if self._plugins and not self._loaded:
             self._loaded = True
-            for module in self._autoload:
-                importlib.import_module(module)
+            load_plugins(SPACE_PLUGINS)
 
     def names(self) -> list[str]:
         """Registered names, sorted."""
@@ -74,16 +93,18 @@ class SpaceRegistry:
         return {n: self._entries[n].description for n in sorted(self._entries)}
 
     def entry(self, name: str) -> _Entry:
+        """The entry of ``name``; :class:`ConfigError` listing the registered names if none."""
         self._load()
         try:
             return self._entries[name]
         except KeyError:
-            raise ValueError(
-                f"unknown search space {name!r}; registered spaces are {self.names()}"
+            raise ConfigError(
+                f"unknown search space {name!r}; registered spaces are {self.names()} "
+                "(or name your own as module:name)"
             ) from None
 
 
-REGISTRY = SpaceRegistry(autoload=("search_spaces",))
+REGISTRY = SpaceRegistry()
 
 
 def register_space(
@@ -119,10 +140,75 @@ def create_supernet(name: str, **kwargs: Any) -> Supernet:
     """A freshly initialised supernet of space ``name`` (``num_classes=...`` etc.)."""
     entry = REGISTRY.entry(name)
     if entry.supernet is None:
-        raise ValueError(f"search space {name!r} has no supernet")
+        raise ConfigError(f"search space {name!r} has no supernet")
     return entry.supernet(entry.space(), **kwargs)
 
 
 def list_spaces() -> list[str]:
     """Names of the registered search spaces."""
     return REGISTRY.names()
+
+
+@dataclass(frozen=True)
+class SpaceRef:
+    """A space by name and registering module: what travels to another process, which
+    rebuilds the space with :meth:`resolve` (importing the user's module if needed)."""
+
+    name: str
+    module: str = ""
+
+    @classmethod
+    def of(cls, space: SearchSpace) -> SpaceRef:
+        """The reference of a registered ``space``."""
+        return cls(space.name, space_module(space.name))
+
+    def resolve(self) -> SearchSpace:
+        """The space, rebuilt in this process."""
+        return resolve_space(self.name, module=self.module or None)
+
+
+def space_module(name: str) -> str:
+    """The module that registered ``name`` (recorded in runs and exports so a fresh
+    interpreter can import it again before rebuilding the space)."""
+    return REGISTRY.entry(name).module
+
+
+def import_space_module(module: str) -> None:
+    """Import a user's module that registers spaces (the working directory is searched too,
+    as ``python -m`` does)."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            raise ConfigError(
+                f"space module {module!r} not found (looked on sys.path and in {os.getcwd()})"
+            ) from None
+        raise
+
+
+def resolve_space(spec: str, *, module: str | None = None) -> SearchSpace:
+    """The space ``spec`` names: a registered name, or ``module:name`` for a user's module.
+
+    ``module:name`` imports ``module`` (which registers its spaces), then takes ``name`` as a
+    registered space or as a function of the module that returns a registered space.
+    ``module`` (as recorded in a run) is imported first when ``spec`` is not yet registered.
+
+    Example:
+        >>> resolve_space("tiny"); resolve_space("myspaces:my_space")
+    """
+    name = spec
+    if ":" in spec:
+        module, _, name = spec.partition(":")
+        if not module or not name:
+            raise ConfigError(f"space {spec!r}: expected NAME or MODULE:NAME")
+    if module and name not in REGISTRY.names() and module not in sys.modules:
+        import_space_module(module)
+    if name not in REGISTRY.names() and module:
+        factory = getattr(sys.modules[module], name, None)
+        if callable(factory):
+            space = factory()
+            if isinstance(space, SearchSpace):
+                return create_space(space.name)
+    return create_space(name)

@@ -18,23 +18,41 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.rundir import atomic_write_json, atomic_write_text, read_json
+from nas.errors import MissingFileError
+from nas.rundir import RunDir, atomic_write_json, atomic_write_text, read_json
 
-# columns shown for each chosen subnet, in order, when present in its metrics.json
-COLUMNS: tuple[tuple[str, str], ...] = (
+FRONT: tuple[tuple[str, str], ...] = (
     ("profile", "device profile"),
     ("role", "role"),
     ("arch_key", "arch key"),
     ("arch", "arch"),
-    ("accuracy_predicted", "acc. predicted (%)"),
-    ("accuracy_measured", "acc. measured (%)"),
-    ("accuracy_onnx", "acc. ONNX Runtime (%)"),
-    ("latency_ms_predicted", "latency predicted (ms)"),
-    ("latency_ms_measured", "latency measured (ms)"),
+)
+BACK: tuple[tuple[str, str], ...] = (
     ("latency_limit_ms", "latency limit (ms)"),
     ("params", "params"),
     ("macs", "MACs"),
 )
+SOURCES = ("predicted", "measured", "onnx", "counted")
+_SOURCE_LABEL = {"onnx": "ONNX Runtime"}
+UNITS = {"latency_ms": ("latency", "ms"), "accuracy": ("accuracy", "%")}
+
+
+def metric_columns(rows: list[dict[str, Any]], first: str) -> list[tuple[str, str]]:
+    """``(key, label)`` of every ``<metric>_<source>`` in ``rows``: ``first`` (the task
+    metric), then latency, then the rest by name; each metric's sources in :data:`SOURCES`
+    order."""
+    present = {k for r in rows for k in r}
+    metrics = {k.rpartition("_")[0] for k in present if k.rpartition("_")[2] in SOURCES}
+    order = [m for m in (first, "latency_ms") if m in metrics]
+    order += sorted(metrics - set(order) - {""})
+    out = []
+    for metric in order:
+        name, unit = UNITS.get(metric, (metric, ""))
+        for source in SOURCES:
+            if f"{metric}_{source}" in present:
+                label = f"{name} {_SOURCE_LABEL.get(source, source)}"
+                out.append((f"{metric}_{source}", f"{label} ({unit})" if unit else label))
+    return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,28 +60,52 @@ class ReportTable:
     """The chosen subnets of a run: one dict per exported subnet, in a stable order."""
 
     rows: list[dict[str, Any]]
+    metric: str = "accuracy"
 
     def columns(self) -> list[tuple[str, str]]:
-        """The columns present in at least one row."""
-        return [(k, label) for k, label in COLUMNS if any(k in r for r in self.rows)]
+        """The columns present in at least one row: identity, metrics, limits and counts."""
+        fixed = [(k, label) for k, label in (*FRONT, *BACK) if any(k in r for r in self.rows)]
+        front = [c for c in fixed if c[0] in dict(FRONT)]
+        return [*front, *metric_columns(self.rows, self.metric),
+                *[c for c in fixed if c[0] in dict(BACK)]]
 
 
 def collect_chosen(run_dir: str | Path) -> ReportTable:
     """Read ``exports/<profile>/<arch_key>/metrics.json`` of every exported subnet."""
+    run = _open(run_dir)
     rows = []
-    for metrics_file in sorted(Path(run_dir).glob("exports/*/*/metrics.json")):
+    for metrics_file in run.export_metrics():
         row = dict(read_json(metrics_file))
         row.setdefault("profile", metrics_file.parent.parent.name)
         row.setdefault("arch_key", metrics_file.parent.name)
         rows.append(row)
     rows.sort(key=lambda r: (str(r["profile"]), r.get("role") != "best", str(r["arch_key"])))
-    return ReportTable(rows=rows)
+    return ReportTable(rows=rows, metric=_task_metric(run))
+
+
+def _task_metric(run: RunDir) -> str:
+    from nas.tasks import create_task
+
+    info = run.info() if (run.path / "run.json").is_file() else {}
+    if run.space is not None:
+        return run.task.metric
+    return create_task(str(info.get("task", "classification"))).metric
+
+
+def _open(run_dir: str | Path) -> RunDir:
+    """The run; a folder holding only some of a run's files (no ``space.json``) is read as
+    far as it goes, so a report can be written from whatever the steps left."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise MissingFileError(f"{path}: no such run directory")
+    if (path / "space.json").is_file():
+        return RunDir.open(path)
+    return RunDir(path, space=None)  # type: ignore[arg-type]  # the layout needs no space
 
 
 def read_timings(run_dir: str | Path) -> dict[str, float]:
     """Step name → seconds, from ``timings.json`` (empty when absent)."""
-    path = Path(run_dir) / "timings.json"
-    return {str(k): float(v) for k, v in read_json(path).items()} if path.exists() else {}
+    return _open(run_dir).timings()
 
 
 def _fmt(value: Any) -> str:
@@ -86,18 +128,23 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str
 
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    wide = {i for i, h in enumerate(header) if h in ("arch", "step")}  # text columns wrap
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+        "<tr>" + "".join(
+            f"<td class='text'>{html.escape(c)}</td>" if i in wide else f"<td>{html.escape(c)}</td>"
+            for i, c in enumerate(row)
+        ) + "</tr>"
+        for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _plots(run_dir: Path) -> list[tuple[str, Path]]:
-    return [(p.parent.name, p) for p in sorted(run_dir.glob("search/*/pareto.png"))]
+    return _open(run_dir).pareto_plots()
 
 
 def _notes(run: Path) -> list[str]:
-    path = run / "report_notes.json"
+    path = _open(run).notes_json
     return [str(n) for n in read_json(path)] if path.exists() else []
 
 
@@ -133,6 +180,7 @@ _CSS = (
     "table{border-collapse:collapse;margin:1em 0}"
     "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px;text-align:right}"
     "th{background:#f0f0f0}img{max-width:100%;border:1px solid #ddd}"
+    "td.text{text-align:left;max-width:28em;overflow-wrap:anywhere}"
 )
 
 
@@ -174,10 +222,9 @@ def render_html(run_dir: str | Path, title: str = "NAS run report") -> str:
 
 def write_report(run_dir: str | Path, title: str = "NAS run report") -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.md`` into ``run_dir``; returns their paths."""
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise FileNotFoundError(f"{run}: no such run directory")
-    html_path = atomic_write_text(run / "report.html", render_html(run, title))
-    md_path = atomic_write_text(run / "report.md", render_markdown(run, title))
-    atomic_write_json(run / "report.json", collect_chosen(run).rows)
+    run = _open(run_dir)
+    html_path, md_path, json_path = run.report_paths
+    atomic_write_text(html_path, render_html(run.path, title))
+    atomic_write_text(md_path, render_markdown(run.path, title))
+    atomic_write_json(json_path, collect_chosen(run.path).rows)
     return html_path, md_path

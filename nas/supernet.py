@@ -17,8 +17,10 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
+from nas.errors import ConfigError
 from nas.space import ArchConfig, SearchSpace
 
 
@@ -35,7 +37,7 @@ class Supernet(nn.Module, ABC):
     def __init__(self, space: SearchSpace, num_classes: int, **options: Any) -> None:
         super().__init__()
         if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+            raise ConfigError(f"num_classes must be a positive int, got {num_classes!r}")
         self.space = space
         self.num_classes = num_classes
         self.options: dict[str, Any] = dict(options)
@@ -48,6 +50,18 @@ class Supernet(nn.Module, ABC):
             return int(arch["resolution"])
         value = self.options.get("resolution", self.space.meta.get("resolution"))
         return None if value is None else int(value)
+
+    def example_input(self, arch: ArchConfig, batch: int = 2) -> torch.Tensor:
+        """A seeded random input of ``arch`` (exports trace with it): images of the arch's
+        resolution here; token-id networks override it."""
+        from nas.errors import ConfigError
+
+        resolution = self.input_resolution(arch)
+        if not isinstance(resolution, int):
+            raise ConfigError(f"space {self.space.name!r} has no 'resolution' dimension or "
+                              "meta; pass example_input")
+        generator = torch.Generator().manual_seed(0)
+        return torch.randn(batch, 3, resolution, resolution, generator=generator)
 
     def build_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``nas.create_supernet`` that rebuild this network."""

@@ -28,9 +28,12 @@ from typing import Any
 import torch
 
 from nas.data import ImageData
+from nas.errors import ConfigError, RunDirError
 from nas.rundir import RunDir, atomic_write_json, read_json
+from nas.stop_flag import StopFlag
+from nas.tasks import Task, task_for_space
 from nas.train_config import Phase, TrainConfig
-from nas.train_loop import GradReducer, Progress, StopFlag, TrainLoop
+from nas.train_loop import GradReducer, Progress, TrainLoop
 
 __all__ = ["Phase", "Progress", "TrainConfig", "TrainResult", "train_supernet"]
 
@@ -46,8 +49,8 @@ class TrainResult:
         steps: optimizer steps taken in total (including before a resume).
         epochs: epochs completed.
         history: one dict per epoch (as in ``history.jsonl``).
-        final: ``{"smallest" | "middle" | "largest": {"top1": %, "loss": ...}}`` on the
-            validation data after the last epoch (BN recalibrated).
+        final: ``{"smallest" | "middle" | "largest": {<task metric>: ..., "loss": ...}}`` on
+            the validation data after the last epoch (BN recalibrated).
         seconds: wall time of this call.
     """
 
@@ -59,22 +62,23 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def check_resume(path: Path, resume: bool) -> None:
+def check_resume(run: RunDir, resume: bool) -> None:
     """Refuse to overwrite a trained run, or to resume one that has no checkpoint."""
-    checkpoint = path / "supernet" / "checkpoint.pt"
+    checkpoint = run.checkpoint
     if not resume and checkpoint.exists():
-        raise ValueError(
-            f"{path} already holds a trained supernet ({checkpoint}); "
+        raise RunDirError(
+            f"{run.path} already holds a trained supernet ({checkpoint}); "
             "resume it (resume=True / --resume) or choose another run name"
         )
     if resume and not checkpoint.exists():
-        raise FileNotFoundError(f"{checkpoint}: no checkpoint to resume from")
+        raise RunDirError(f"{checkpoint}: no checkpoint to resume from")
 
 
 def _open_run(
     run_dir: RunDir | str | Path,
     supernet: Any,
     config: TrainConfig,
+    task: Task,
     resume: bool,
     world_size: int,
     rank: int,
@@ -82,24 +86,25 @@ def _open_run(
     if isinstance(run_dir, RunDir):
         run = run_dir
     elif rank == 0:
-        run = RunDir.create(run_dir, supernet.space, kind="supernet-training")
+        run = RunDir.create(run_dir, supernet.space, task=task.name)
     else:
         run = RunDir.open(run_dir, supernet.space)
     if rank != 0:
         return run  # rank 0 checks and writes the run directory
-    check_resume(run.path, resume)
-    config_path = run.path / "supernet" / "config.json"
+    check_resume(run, resume)
     if not resume:
         info = {
             "space": supernet.space.name,
             "fingerprint": supernet.space.fingerprint(),
+            "task": task.name,
             "num_classes": supernet.num_classes,
+            "build": supernet.build_kwargs(),
             "world_size": world_size,
             "config": config.to_dict(),
         }
-        atomic_write_json(config_path, info)
+        atomic_write_json(run.supernet_config, info)
     else:
-        read_json(config_path)
+        read_json(run.supernet_config)
     return run
 
 
@@ -112,21 +117,17 @@ def train_supernet(
     *,
     resume: bool = False,
     progress: Callable[[Progress], None] | None = None,
+    task: Task | None = None,
     _rank: int = 0,
     _world_size: int = 1,
     _reduce_grads: GradReducer | None = None,
 ) -> TrainResult:
     """Train ``supernet`` with ``config``'s schedule, keeping ``run_dir`` up to date.
 
-    Args:
-        supernet: a :class:`nas.supernet.Supernet` (moved to ``config.device``).
-        train_data: training images (see :mod:`nas.data`).
-        val_data: validation images (end-of-epoch evaluation of reference subnets).
-        config: the schedule and its hyper-parameters.
-        run_dir: the run directory (created if missing).
-        resume: continue from ``supernet/checkpoint.pt`` exactly; without it an existing
-            checkpoint is an error (no silent overwrite).
-        progress: called after every step with a :class:`Progress`.
+    ``train_data``/``val_data``: see :mod:`nas.data` (validation: end-of-epoch evaluation of
+    the reference subnets). ``resume`` continues from ``supernet/checkpoint.pt`` exactly;
+    without it an existing checkpoint is an error. ``progress`` is called after every step;
+    ``task`` gives the loss, distillation and metric (default: the space's).
 
     Returns:
         A :class:`TrainResult`; the trained weights are in ``supernet`` and the checkpoint.
@@ -137,15 +138,10 @@ def train_supernet(
     Example:
         >>> result = train_supernet(supernet, train, val, TrainConfig(epochs=3), "runs/tiny")
     """
-    if config.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={config.device!r} but CUDA is not available; use device='cpu'")
-    if train_data.num_classes > supernet.num_classes:
-        raise ValueError(
-            f"the data has {train_data.num_classes} classes but the supernet only "
-            f"{supernet.num_classes} outputs (num_classes)"
-        )
+    task = task or task_for_space(supernet.space)
+    _check_inputs(supernet, train_data, config, task)
     started = time.perf_counter()
-    run = _open_run(run_dir, supernet, config, resume, _world_size, _rank)
+    run = _open_run(run_dir, supernet, config, task, resume, _world_size, _rank)
     trainer = TrainLoop(
         supernet,
         train_data,
@@ -156,25 +152,13 @@ def train_supernet(
         world_size=_world_size,
         reduce_grads=_reduce_grads,
         progress=progress,
+        task=task,
     )
     if resume:
         trainer.resume()
     with StopFlag().installed() as stop:
         trainer.fit(stop)
-    last = trainer.history[-1] if trainer.history else {}
-    final = {}
-    if _rank == 0:
-        final = (
-            trainer.evaluate_epoch()
-            if not last
-            else {
-                name: {
-                    "top1": float(last[f"val_top1_{name}"]),
-                    "loss": float(last[f"val_loss_{name}"]),
-                }
-                for name in ("smallest", "middle", "largest")
-            }
-        )
+    final = _final_metrics(trainer, task) if _rank == 0 else {}
     supernet.set_active(supernet.space.largest())
     return TrainResult(
         run_dir=run.path,
@@ -184,3 +168,25 @@ def train_supernet(
         final=final,
         seconds=time.perf_counter() - started,
     )
+
+
+def _check_inputs(supernet: Any, train_data: Any, config: TrainConfig, task: Task) -> None:
+    if config.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={config.device!r} but CUDA is not available; use device='cpu'")
+    if task.num_outputs(train_data) > supernet.num_classes:
+        raise ConfigError(
+            f"the data needs {task.num_outputs(train_data)} outputs but the supernet has only "
+            f"{supernet.num_classes} (num_classes)"
+        )
+
+
+def _final_metrics(trainer: TrainLoop, task: Task) -> dict[str, dict[str, float]]:
+    """The reference subnets' validation metrics: from the last epoch's history, else now."""
+    if not trainer.history:
+        return trainer.evaluate_epoch()
+    last = trainer.history[-1]
+    return {
+        name: {task.metric: float(last[f"val_{task.metric}_{name}"]),
+               "loss": float(last[f"val_loss_{name}"])}
+        for name in ("smallest", "middle", "largest")
+    }

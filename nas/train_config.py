@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.errors import ConfigError
 from nas.space import ArchConfig, SearchSpace
 
 SCHEDULES = ("sandwich", "progressive")
@@ -56,13 +57,13 @@ class Phase:
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"phase {self.name!r}: epochs must be a positive int, got {self.epochs!r}"
             )
         if not self.lr > 0:
-            raise ValueError(f"phase {self.name!r}: lr must be > 0, got {self.lr!r}")
+            raise ConfigError(f"phase {self.name!r}: lr must be > 0, got {self.lr!r}")
         if not isinstance(self.subnets_per_step, int) or self.subnets_per_step < 1:
-            raise ValueError(f"phase {self.name!r}: subnets_per_step must be a positive int")
+            raise ConfigError(f"phase {self.name!r}: subnets_per_step must be a positive int")
         object.__setattr__(self, "elastic", tuple(self.elastic))
 
     def sample(self, space: SearchSpace, rng: np.random.Generator) -> ArchConfig:
@@ -87,7 +88,7 @@ def default_phases(epochs: int, lr: float) -> tuple[Phase, ...]:
     Later phases fine-tune at a lower rate, as in OFA (about a third of the first).
     """
     if epochs < 4:
-        raise ValueError(
+        raise ConfigError(
             f"epochs must be >= 4 for the progressive schedule's 4 phases, got {epochs}"
         )
     each = epochs // 4
@@ -157,32 +158,34 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
+            raise ConfigError(f"schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
+            raise ConfigError(
+                f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
         for name in ("epochs", "batch_size", "checkpoint_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+                raise ConfigError(f"{name} must be a positive int, got {value!r}")
         for name in ("num_random", "eval_bn_batches"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+                raise ConfigError(f"{name} must be an int >= 0, got {value!r}")
         for name in ("lr",):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("weight_decay", "warmup_epochs", "kd_ratio", "momentum"):
             if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if not self.kd_temperature > 0:
-            raise ValueError(f"kd_temperature must be > 0, got {self.kd_temperature!r}")
+            raise ConfigError(f"kd_temperature must be > 0, got {self.kd_temperature!r}")
         if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
-            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+            raise ConfigError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         if self.phases is not None:
             if self.schedule != "progressive":
-                raise ValueError("phases are only used by schedule='progressive'")
+                raise ConfigError("phases are only used by schedule='progressive'")
             object.__setattr__(self, "phases", tuple(self.phases))
         self.resolved_phases()  # validates the progressive split
 
@@ -213,7 +216,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown TrainConfig fields {unknown}; allowed: {sorted(known)}")
+            raise ConfigError(f"unknown TrainConfig fields {unknown}; allowed: {sorted(known)}")
         values = dict(data)
         if values.get("phases") is not None:
             values["phases"] = tuple(

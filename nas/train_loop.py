@@ -13,24 +13,24 @@ import contextlib
 import copy
 import json
 import logging
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from nas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from nas.data import ImageData, batches, resize, steps_per_epoch
+from nas.data import ImageData, batches, steps_per_epoch
+from nas.errors import ConfigError
 from nas.evaluation import arch_resolution, evaluate, reference_archs
 from nas.rundir import RunDir, atomic_write_text
 from nas.space import ArchConfig
+from nas.stop_flag import StopFlag
+from nas.tasks import Task
 from nas.train_config import Phase, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -48,14 +48,6 @@ class Progress:
     loss: float
     lr: float
     images_per_second: float
-
-
-def soft_cross_entropy(
-    logits: torch.Tensor, target_logits: torch.Tensor, temperature: float
-) -> torch.Tensor:
-    """Cross-entropy to the teacher's softened distribution (OFA's ``kd_loss``)."""
-    target = F.softmax(target_logits.float() / temperature, dim=1)
-    return -(target * F.log_softmax(logits.float() / temperature, dim=1)).sum(dim=1).mean()
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -76,31 +68,6 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1.0 + float(np.cos(np.pi * min(1.0, progress))))
 
 
-class StopFlag:
-    """Turns the first Ctrl-C into a flag checked between steps (a second one interrupts)."""
-
-    def __init__(self) -> None:
-        self.raised = False
-        self._previous: Any = None
-        self._installed = False
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.raised:
-            raise KeyboardInterrupt
-        self.raised = True
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[StopFlag]:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
-        try:
-            yield self
-        finally:
-            if self._installed:
-                signal.signal(signal.SIGINT, self._previous)
-
-
 class TrainLoop:
     """One training run (one rank of it when data-parallel)."""
 
@@ -116,8 +83,10 @@ class TrainLoop:
         world_size: int,
         reduce_grads: GradReducer | None,
         progress: Callable[[Progress], None] | None,
+        task: Task,
     ) -> None:
         self.net = supernet
+        self.task = task
         self.space = supernet.space
         self.train_data, self.val_data = train_data, val_data
         self.config = config
@@ -145,11 +114,11 @@ class TrainLoop:
     # ------------------------------------------------------------------ files
     @property
     def checkpoint_path(self) -> Path:
-        return self.run.path / "supernet" / "checkpoint.pt"
+        return self.run.checkpoint
 
     @property
     def history_path(self) -> Path:
-        return self.run.path / "supernet" / "history.jsonl"
+        return self.run.history
 
     def _state(self) -> dict[str, Any]:
         assert self.optimizer is not None and self.scheduler is not None
@@ -234,14 +203,14 @@ class TrainLoop:
     def resume(self) -> None:
         state = load_checkpoint(self.checkpoint_path, space=self.space, map_location=self.device)
         if state.get("world_size", 1) != self.world_size:
-            raise ValueError(
+            raise ConfigError(
                 f"{self.checkpoint_path}: written with {state['world_size']} worker(s); "
                 f"resume with workers={state['world_size']}, not {self.world_size}"
             )
         saved = TrainConfig.from_dict(json.loads(state["config"]))
         changed = saved.differences(self.config)
         if changed:
-            raise ValueError(
+            raise ConfigError(
                 f"{self.checkpoint_path}: the run was trained with other settings for {changed}; "
                 "resume with the same configuration or start a new run"
             )
@@ -299,16 +268,17 @@ class TrainLoop:
         if self.teacher is not None and phase.distill:
             with torch.no_grad(), self._autocast():
                 res = arch_resolution(self.space, self.space.largest(), self.net)
-                soft_targets = self.teacher(resize(x, res)).detach()
+                soft_targets = self.teacher(self.task.prepare(x, res)).detach()
         losses = []
         for i, arch in enumerate(archs):
             self.net.set_active(arch)
             with self._autocast():
-                logits = self.net(resize(x, arch_resolution(self.space, arch, self.net)))
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+                res = arch_resolution(self.space, arch, self.net)
+                logits = self.net(self.task.prepare(x, res))
+                loss = self.task.loss(logits, y, label_smoothing=config.label_smoothing)
                 if soft_targets is not None and config.kd_ratio > 0:
-                    loss = loss + config.kd_ratio * soft_cross_entropy(
-                        logits, soft_targets, config.kd_temperature
+                    loss = loss + config.kd_ratio * self.task.distillation_loss(
+                        logits, soft_targets, temperature=config.kd_temperature
                     )
             self.scaler.scale(loss).backward()
             losses.append(loss.detach())
@@ -338,6 +308,7 @@ class TrainLoop:
             bn_batch_size=self.config.batch_size,
             device=self.device,
             max_batches=self.config.eval_max_batches,
+            task=self.task,
         )
         return dict(zip(refs, rows))
 
@@ -352,7 +323,7 @@ class TrainLoop:
         }
         if self.rank == 0:
             for name, metrics in self.evaluate_epoch().items():
-                row[f"val_top1_{name}"] = metrics["top1"]
+                row[f"val_{self.task.metric}_{name}"] = metrics[self.task.metric]
                 row[f"val_loss_{name}"] = metrics["loss"]
         self.history.append(row)
         self._write_history()

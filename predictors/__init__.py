@@ -8,11 +8,15 @@ Example:
 
 from __future__ import annotations
 
+from nas.predictor import register_predictor_backend
 from predictors.base import BasePredictor, NotFittedError, Predictor, UncertainPredictor
 from predictors.encoding import ENCODERS, encode
 from predictors.io import load_predictor, save_predictor
 from predictors.metrics import kendall_tau, mape, rmse, scores, spearman
+from predictors.plugin import PredictorsBackend
 from predictors.registry import create_predictor, list_predictors
+
+register_predictor_backend(PredictorsBackend())
 
 __all__ = [
     "ENCODERS",

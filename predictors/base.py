@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import ArrayLike
 
+from nas.errors import ConfigError
 from nas.space import ArchConfig, SearchSpace
 from predictors.encoding import ENCODERS, arch_indices, check_indices, encode_indices
 from predictors.metrics import scores
@@ -82,9 +83,9 @@ class BasePredictor(ABC):
 
     def __init__(self, space: SearchSpace, *, encoder: str = "onehot", log_target: bool = False):
         if not isinstance(space, SearchSpace):
-            raise ValueError(f"space must be a nas.SearchSpace, got {type(space).__name__}")
+            raise ConfigError(f"space must be a nas.SearchSpace, got {type(space).__name__}")
         if encoder not in ENCODERS:
-            raise ValueError(f"encoder must be one of {list(ENCODERS)}, got {encoder!r}")
+            raise ConfigError(f"encoder must be one of {list(ENCODERS)}, got {encoder!r}")
         self.space = space
         self.encoder = encoder
         self.log_target = bool(log_target)
@@ -195,14 +196,14 @@ class BasePredictor(ABC):
     def _check_target(self, X: np.ndarray, y: ArrayLike) -> np.ndarray:
         target = np.asarray(y, dtype=np.float64).ravel()
         if X.ndim != 2 or X.shape[0] != target.size:
-            raise ValueError(f"got {X.shape[0]} architectures but {target.size} targets")
+            raise ConfigError(f"got {X.shape[0]} architectures but {target.size} targets")
         if target.size < 2:
-            raise ValueError(f"fitting needs at least 2 architectures, got {target.size}")
+            raise ConfigError(f"fitting needs at least 2 architectures, got {target.size}")
         if not np.all(np.isfinite(target)):
-            raise ValueError("targets y must be finite (found NaN or inf)")
+            raise ConfigError("targets y must be finite (found NaN or inf)")
         if self.log_target:
             if np.any(target <= 0):
-                raise ValueError("log_target=True needs positive targets y")
+                raise ConfigError("log_target=True needs positive targets y")
             target = np.log(target)
         return target
 
@@ -210,6 +211,6 @@ class BasePredictor(ABC):
         if not self._fitted:
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() first")
         if X is not None and X.shape[1] != self._n_features:
-            raise ValueError(
+            raise ConfigError(
                 f"{type(self).__name__} was fitted on {self._n_features} features, got {X.shape[1]}"
             )

@@ -37,6 +37,7 @@ from operator import attrgetter
 
 import numpy as np
 
+from nas.errors import ConfigError
 from nas.space import ArchConfig, InvalidArchError, SearchSpace
 
 ENCODERS = ("onehot", "ordinal", "features", "compact", "onehot+ordinal")
@@ -88,7 +89,7 @@ def dense_part(space: SearchSpace, idx: np.ndarray, encoder: str) -> np.ndarray 
         return space.encode_indices(idx, "ordinal")
     if encoder == "features":
         return features_function(space)(space, idx)
-    raise ValueError(f"encoder {encoder!r} does not start with the one-hot block")
+    raise ConfigError(f"encoder {encoder!r} does not start with the one-hot block")
 
 
 ONEHOT_LED = ("onehot", "features", "onehot+ordinal")
@@ -122,15 +123,15 @@ def arch_indices(space: SearchSpace, archs: Sequence[ArchConfig]) -> np.ndarray:
     if spaces - {space.name} or len(spaces) != min(n, 1):
         bad = next((a for a in archs if not isinstance(a, ArchConfig)), None)
         if bad is not None:
-            raise ValueError(f"archs must be ArchConfig objects, got {type(bad).__name__}")
+            raise ConfigError(f"archs must be ArchConfig objects, got {type(bad).__name__}")
         other = sorted(spaces - {space.name})[0]
-        raise ValueError(f"architecture of space {other!r} given for space {space.name!r}")
+        raise ConfigError(f"architecture of space {other!r} given for space {space.name!r}")
     try:  # positions below 256 (every shipped space): one C-level pass through bytes
         flat = np.frombuffer(bytearray(chain.from_iterable(map(_positions, archs))), np.uint8)
     except ValueError:
         flat = np.fromiter(chain.from_iterable(map(_positions, archs)), np.int64)
     if flat.size != n * d:
-        raise ValueError(f"architectures of space {space.name!r} need {d} positions each")
+        raise ConfigError(f"architectures of space {space.name!r} need {d} positions each")
     return space.mask_inactive(flat.astype(np.int64).reshape(n, d))
 
 
@@ -180,7 +181,7 @@ def check_indices(space: SearchSpace, idx: np.ndarray | Sequence[Sequence[int]])
 
 def _check_encoder(encoder: str) -> None:
     if encoder not in ENCODERS:
-        raise ValueError(f"encoder must be one of {list(ENCODERS)}, got {encoder!r}")
+        raise ConfigError(f"encoder must be one of {list(ENCODERS)}, got {encoder!r}")
 
 
 FeatureFunction = Callable[[SearchSpace, np.ndarray], np.ndarray]
@@ -200,8 +201,7 @@ def features_function(space: SearchSpace, kind: str = "features") -> FeatureFunc
 
 
 def _ordinal_features(space: SearchSpace, idx: np.ndarray) -> np.ndarray:
-    sizes = np.array([len(c.values) for c in space.choices], dtype=np.float64)
-    return np.where(idx >= 0, (idx + 1) / sizes, 0.0)
+    return space.encode_indices(idx, "ordinal")
 
 
 # ---------------------------------------------------------------- NAS-Bench-201
@@ -260,7 +260,7 @@ def nb201_features(space: SearchSpace, idx: np.ndarray) -> np.ndarray:
 def _nb201_columns(space: SearchSpace) -> dict[tuple[int, int], int]:
     names = space.names
     if any(tuple(c.values) != _NB201_OPS for c in space.choices):
-        raise ValueError(f"space {space.name!r}: nb201 features need the ops {_NB201_OPS}")
+        raise ConfigError(f"space {space.name!r}: nb201 features need the ops {_NB201_OPS}")
     return {(int(n[1]), int(n.split("from")[1])): i for i, n in enumerate(names)}
 
 
@@ -321,7 +321,7 @@ def mbv3_features(space: SearchSpace, idx: np.ndarray) -> np.ndarray:
             out_size = np.ceil(size / stride) if b == 0 else size
             mid = _make_divisible(cin * e)
             macs = size**2 * cin * mid + out_size**2 * mid * (k**2 + c_out)
-            macs = np.where(depth > b, macs, 0.0) / 1e6
+            macs = np.where(idx[:, k_col] >= 0, macs, 0.0) / 1e6  # inactive blocks cost 0
             blocks.append(macs)
             stage_total += macs
             if b == 0:

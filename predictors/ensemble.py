@@ -18,6 +18,7 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
+from nas.errors import ConfigError
 from nas.space import ArchConfig, SearchSpace
 from predictors.base import BasePredictor, State
 
@@ -53,7 +54,7 @@ class EnsemblePredictor(BasePredictor):
         from predictors.registry import create_predictor
 
         if not members:
-            raise ValueError("members must name at least one predictor")
+            raise ConfigError("members must name at least one predictor")
         self.members_spec = [(str(m[0]), dict(m[1])) for m in members]
         self.members: list[BasePredictor] = [
             create_predictor(name, space=space, encoder=encoder, **kw)

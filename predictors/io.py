@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.errors import ConfigError
 from nas.registry import create_space
 from nas.rundir import atomic_write, atomic_write_json, read_json
 from nas.space import SearchSpace
@@ -47,14 +48,14 @@ def predictor_from_dict(
     where = f"{source}: " if source else ""
     for field in ("predictor", "space", "config", "state"):
         if field not in meta:
-            raise ValueError(f"{where}missing field {field!r}")
+            raise ConfigError(f"{where}missing field {field!r}")
     if meta["space"] != space.name:
-        raise ValueError(
+        raise ConfigError(
             f"{where}field 'space' is {meta['space']!r} but the predictor is loaded for "
             f"{space.name!r}"
         )
     if meta.get("fingerprint") not in (None, space.fingerprint()):
-        raise ValueError(
+        raise ConfigError(
             f"{where}field 'fingerprint' {meta['fingerprint']} does not match space "
             f"{space.name!r} ({space.fingerprint()}): it was fitted on another version of it"
         )
@@ -62,10 +63,10 @@ def predictor_from_dict(
         predictor = create_predictor(meta["predictor"], space=space, **meta["config"])
         predictor.set_state(meta["state"], arrays)
     except KeyError as exc:
-        raise ValueError(f"{where}state lacks {exc.args[0]!r}") from None
+        raise ConfigError(f"{where}state lacks {exc.args[0]!r}") from None
     except TypeError as exc:
         kind = meta["predictor"]
-        raise ValueError(f"{where}field 'config' does not fit {kind!r}: {exc}") from None
+        raise ConfigError(f"{where}field 'config' does not fit {kind!r}: {exc}") from None
     return predictor
 
 
@@ -92,7 +93,7 @@ def load_predictor(path: str | Path, space: SearchSpace | None = None) -> BasePr
     json_path, npz_path = _paths(path)
     meta = read_json(json_path)
     if not isinstance(meta, dict):
-        raise ValueError(f"{json_path}: expected a JSON object")
+        raise ConfigError(f"{json_path}: expected a JSON object")
     if space is None:
         space = create_space(str(meta.get("space")))
     arrays: dict[str, np.ndarray] = {}
@@ -120,7 +121,7 @@ def _arrays_from_json(meta: dict[str, Any], source: str) -> dict[str, np.ndarray
         try:
             out[k] = np.asarray(v["data"], dtype=v["dtype"]).reshape(v["shape"])
         except (KeyError, TypeError, ValueError):
-            raise ValueError(f"{source}: field 'arrays.{k}' is not a valid array") from None
+            raise ConfigError(f"{source}: field 'arrays.{k}' is not a valid array") from None
     return out
 
 
@@ -133,11 +134,11 @@ def predictor_from_json(
 ) -> BasePredictor:
     """Rebuild :func:`predictor_to_json` output (``table`` supplies a lookup table's layers)."""
     if not isinstance(meta, dict):
-        raise ValueError(f"{source}: a predictor is a JSON object")
+        raise ConfigError(f"{source}: a predictor is a JSON object")
     arrays = _arrays_from_json(meta, source)
     if meta.get("predictor") == "lut":
         if not table:
-            raise ValueError(f"{source}: a 'lut' predictor needs the profile's 'lut' table")
+            raise ConfigError(f"{source}: a 'lut' predictor needs the profile's 'lut' table")
         meta = {**meta, "config": {**meta.get("config", {}), "table": table}}
     return predictor_from_dict(meta, arrays, space, source=source)
 

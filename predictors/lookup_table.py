@@ -7,16 +7,11 @@ glue a whole network runs; :meth:`LookupTablePredictor.fit` learns a robust line
 ``a · sum + b · n_layers + c`` from a few whole networks measured end to end. Unfitted, the
 predictor returns the plain sum.
 
-Predictions are vectorised: on first use the space's layer structure is compiled once
-(:func:`compile_layout`, cached per space, layers function and ``num_classes``) into layer
-*slots*: the layers of the network with every dimension active, each with the dimensions its
-key depends on and a key per combination of their values. A slot is present when all of its
-dimensions are active (a block's layers vanish with the block). The table then becomes one
+Predictions are vectorised: on first use the space's layer structure is compiled once into
+layer *slots* (:func:`predictors.layer_layout.compile_layout`); the table then becomes one
 array of milliseconds per slot, and an index matrix's sums are gathers and one sequential
-``cumsum`` in layer order, the same additions as the per-layer loop (:meth:`layer_sum`).
-The structure is found by probing the layers function and checked against it on random
-networks (same keys, same order); a space it does not fit (e.g. a dimension that adds layers
-without being a condition of others) keeps the per-architecture path.
+``cumsum`` in layer order, the same additions as the per-layer loop (:meth:`layer_sum`). A
+space the layout does not fit keeps the per-architecture path.
 
 Example:
     >>> p = LookupTablePredictor(space, table=profile.latency[space.name].lut)
@@ -27,205 +22,24 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import HuberRegressor
 
+from nas.errors import ConfigError
 from nas.registry import REGISTRY
 from nas.space import ArchConfig, SearchSpace
 from predictors.base import BasePredictor, State
 from predictors.encoding import arch_indices
-
-LayersFn = Callable[[SearchSpace, ArchConfig, int], Sequence[Any]]
+from predictors.layer_layout import LayerLayout, compile_layout
 
 
 class UnknownLayerError(ValueError):
     """An architecture has a layer the lookup table does not list."""
-
-
-@dataclass(frozen=True)
-class LayerLayout:
-    """A space's layers as slots with key tables (see :func:`compile_layout`).
-
-    Attributes:
-        dims: ``(groups, m)`` the dimensions each group of slots depends on (padded with 0).
-        strides: ``(groups, m)`` their row-major strides in the group's table (0 for padding):
-            a group's flat table index is ``sum(idx[:, dims] * strides)``.
-        conditional: ``(groups, m)`` which of ``dims`` are conditional: the group is present
-            when none of those is inactive (-1).
-        slot_group: ``(slots,)`` the group of each slot, in layer order.
-        keys: per slot, the ``LayerSpec.key`` at each flat index of its group's table.
-    """
-
-    dims: np.ndarray
-    strides: np.ndarray
-    conditional: np.ndarray
-    slot_group: np.ndarray
-    keys: tuple[tuple[str, ...], ...]
-
-    def slot_indices(self, idx: np.ndarray, offsets: np.ndarray, absent: int) -> np.ndarray:
-        """``(n, slots)`` positions in the concatenated slot tables (``absent`` if not present).
-
-        ``idx``: a validated index matrix (inactive positions -1); ``offsets``: where each
-        slot's table starts in the concatenation.
-        """
-        at = idx[:, self.dims]  # (n, groups, m): a few small gathers, no matrix product
-        flat = (np.maximum(at, 0) * self.strides).sum(axis=2)
-        present = ~((at < 0) & self.conditional).any(axis=2)
-        g = self.slot_group
-        return np.where(present[:, g], flat[:, g] + offsets, absent)
-
-
-_LAYOUTS: dict[tuple[str, Any, int], LayerLayout | None] = {}
-_MAX_PROBES = 5_000  # layers() calls a compilation may make (~90 µs each: ~0.5 s at most)
-
-
-def compile_layout(
-    space: SearchSpace, layers: LayersFn, num_classes: int, *, check: int = 200
-) -> LayerLayout | None:
-    """The slot structure of ``space``'s layers, or ``None`` when it does not fit (cached).
-
-    Probes ``layers`` on networks with every dimension active: a slot depends on the
-    dimensions whose change changes its key. Each group of slots with the same dimensions gets
-    a key per combination of their values, and the result must reproduce ``layers`` (keys and
-    order) on ``check`` random networks, the smallest and the largest.
-    """
-    cache_key = (space.fingerprint(), layers, int(num_classes))
-    if cache_key not in _LAYOUTS:
-        _LAYOUTS[cache_key] = _compile(space, layers, int(num_classes), check)
-    return _LAYOUTS[cache_key]
-
-
-def _compile(
-    space: SearchSpace, layers: LayersFn, num_classes: int, check: int
-) -> LayerLayout | None:
-    choices = space.choices
-    names = space.names
-    sizes = np.array([len(c.values) for c in choices], dtype=np.int64)
-    parents = {names.index(c.when.dim) for c in choices if c.when is not None}
-    conditional = np.array([c.when is not None for c in choices])
-
-    def keys(row: np.ndarray) -> list[str]:
-        arch = space.from_indices(row.tolist())
-        return [spec.key for spec in layers(space, arch, num_classes)]
-
-    rng = np.random.default_rng(0)
-    bases = []
-    for _ in range(3):
-        row = rng.integers(0, sizes)
-        for i in parents:  # the largest value activates every dimension it conditions
-            row[i] = int(np.argmax(np.asarray(choices[i].values, dtype=float)))
-        arch = space.from_indices(row.tolist())
-        if not all(space.is_active(arch, n) for n in names):
-            return None
-        bases.append(row)
-    ref = [keys(row) for row in bases]
-    n_slots = len(ref[0])
-    if n_slots == 0 or any(len(k) != n_slots for k in ref):
-        return None
-    deps: list[set[int]] = [set() for _ in range(n_slots)]
-    for row, k0 in zip(bases, ref):
-        for i in range(len(choices)):
-            if i in parents:
-                continue
-            for v in range(int(sizes[i])):
-                if v == row[i]:
-                    continue
-                probe = row.copy()
-                probe[i] = v
-                k = keys(probe)
-                if len(k) != n_slots:  # a dimension that adds layers without conditions
-                    return None
-                for p in range(n_slots):
-                    if k[p] != k0[p]:
-                        deps[p].add(i)
-    group_dims = sorted({tuple(sorted(d)) for d in deps})
-    slot_group = np.array([group_dims.index(tuple(sorted(d))) for d in deps], dtype=np.int64)
-    table_size = [int(np.prod(sizes[list(d)])) for d in group_dims]
-    strides = [
-        np.cumprod(np.concatenate([[1], sizes[list(d)][1:][::-1]]))[::-1].astype(np.int64)
-        if d
-        else np.zeros(0, dtype=np.int64)
-        for d in group_dims
-    ]
-    table: list[list[str | None]] = [
-        [None] * table_size[group_dims.index(tuple(sorted(d)))] for d in deps
-    ]
-    base = bases[0]
-
-    def fill(groups: list[int]) -> None:
-        """Probe ``groups`` together: every combination of their shared dimensions, times
-        the largest number of combinations of a group's own ones (walked in parallel)."""
-        count: dict[int, int] = {}
-        for g in groups:
-            for d in group_dims[g]:
-                count[d] = count.get(d, 0) + 1
-        shared = sorted(d for d, c in count.items() if c > 1)
-        own = {g: [d for d in group_dims[g] if count[d] == 1] for g in groups}
-        n_own = {g: int(np.prod(sizes[own[g]])) for g in groups}
-        for combo in itertools.product(*(range(int(sizes[d])) for d in shared)):
-            for j in range(max(n_own.values())):
-                row = base.copy()
-                row[shared] = combo
-                for g in groups:
-                    if own[g]:
-                        row[own[g]] = np.unravel_index(j % n_own[g], tuple(sizes[own[g]]))
-                k = keys(row)
-                for p in range(n_slots):
-                    g = int(slot_group[p])
-                    if g in n_own:
-                        dims = list(group_dims[g])
-                        table[p][int(row[dims] @ strides[g])] = k[p]
-
-    every = list(range(len(group_dims)))
-    count_all: dict[int, int] = {}
-    for g in every:
-        for d in group_dims[g]:
-            count_all[d] = count_all.get(d, 0) + 1
-    shared_all = [d for d, c in count_all.items() if c > 1]
-    own_max = max(
-        int(np.prod(sizes[[d for d in group_dims[g] if count_all[d] == 1]])) for g in every
-    )
-    together = int(np.prod(sizes[shared_all])) * own_max
-    if min(together, sum(table_size)) > _MAX_PROBES:
-        return None
-    if together <= sum(table_size):
-        fill(every)
-    else:
-        for g in every:
-            fill([g])
-    if any(k is None for t in table for k in t):
-        return None
-    width = max(1, max(len(d) for d in group_dims))
-    dims = np.zeros((len(group_dims), width), dtype=np.int64)
-    padded_strides = np.zeros((len(group_dims), width), dtype=np.int64)
-    cond = np.zeros((len(group_dims), width), dtype=bool)
-    for g, group in enumerate(group_dims):
-        dims[g, : len(group)] = group
-        padded_strides[g, : len(group)] = strides[g]
-        cond[g, : len(group)] = conditional[list(group)]
-    layout = LayerLayout(
-        dims=dims,
-        strides=padded_strides,
-        conditional=cond,
-        slot_group=slot_group,
-        keys=tuple(tuple(str(k) for k in t) for t in table),
-    )
-    # the layout must give every network's layers, in order
-    archs = [space.smallest(), space.largest(), *space.sample_many(check, rng)]
-    flat_keys = np.array([k for t in layout.keys for k in t] + [""], dtype=object)
-    offsets = np.cumsum([0] + [len(t) for t in layout.keys[:-1]])
-    pos = layout.slot_indices(space.indices(archs), offsets, len(flat_keys) - 1)
-    for arch, row in zip(archs, pos):
-        if [k for k in flat_keys[row] if k] != keys(np.asarray(arch.positions)):
-            return None
-    return layout
 
 
 class LookupTablePredictor(BasePredictor):
@@ -257,12 +71,12 @@ class LookupTablePredictor(BasePredictor):
     ) -> None:
         super().__init__(space, encoder=encoder, log_target=False)
         if correction not in ("linear", "scale"):
-            raise ValueError(f"correction must be 'linear' or 'scale', got {correction!r}")
+            raise ConfigError(f"correction must be 'linear' or 'scale', got {correction!r}")
         if not table:
-            raise ValueError("table must map at least one layer key to milliseconds")
+            raise ConfigError("table must map at least one layer key to milliseconds")
         layers = REGISTRY.entry(space.name).layers
         if layers is None:
-            raise ValueError(f"search space {space.name!r} registers no layers function")
+            raise ConfigError(f"search space {space.name!r} registers no layers function")
         self._layers = layers
         self.table = {str(k): float(v) for k, v in table.items()}
         self.num_classes = int(num_classes)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nas.errors import ConfigError
 from nas.space import SearchSpace
 from predictors.base import BasePredictor, State
 from predictors.encoding import ONEHOT_LED, dense_part, onehot_columns, onehot_width
@@ -82,12 +83,12 @@ class MLPPredictor(BasePredictor):
         super().__init__(space, encoder=encoder, log_target=log_target)
         hidden = tuple(int(h) for h in hidden)
         if not hidden or any(h < 1 for h in hidden):
-            raise ValueError(f"hidden must be positive layer widths, got {hidden}")
+            raise ConfigError(f"hidden must be positive layer widths, got {hidden}")
         for field, value in (("epochs", epochs), ("batch_size", batch_size)):
             if int(value) < 1:
-                raise ValueError(f"{field} must be >= 1, got {value}")
+                raise ConfigError(f"{field} must be >= 1, got {value}")
         if lr <= 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
+            raise ConfigError(f"lr must be > 0, got {lr}")
         self.hidden = hidden
         self.epochs = int(epochs)
         self.lr = float(lr)
@@ -167,7 +168,7 @@ class MLPPredictor(BasePredictor):
         cols = torch.from_numpy(onehot_columns(self.space, idx))
         rest = dense_part(self.space, idx, self.encoder)
         if cols.shape[1] == 0 or (rest_w is None) != (rest is None):
-            raise ValueError(f"{type(self).__name__}: encoder and fitted network disagree")
+            raise ConfigError(f"{type(self).__name__}: encoder and fitted network disagree")
 
         def first_layer(start: int, end: int) -> torch.Tensor:
             h = torch.nn.functional.embedding_bag(cols[start:end], gather, mode="sum")

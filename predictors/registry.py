@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from nas.errors import ConfigError
 from nas.registry import create_space
 from nas.space import SearchSpace
 from predictors.base import BasePredictor
@@ -21,7 +22,7 @@ def _sklearn(model: str) -> Callable[..., BasePredictor]:
     def make(space: SearchSpace, **kw: Any) -> BasePredictor:
         named = kw.pop("model", model)
         if named != model:
-            raise ValueError(f"predictor {model!r} got model={named!r}")
+            raise ConfigError(f"predictor {model!r} got model={named!r}")
         return SklearnPredictor(space, model=model, **kw)
 
     return make
@@ -64,7 +65,7 @@ def create_predictor(name: str, *, space: SearchSpace | str, **kwargs: Any) -> B
     """
     factory = _FACTORIES.get(name)
     if factory is None:
-        raise ValueError(f"unknown predictor {name!r}; available: {list_predictors()}")
+        raise ConfigError(f"unknown predictor {name!r}; available: {list_predictors()}")
     if isinstance(space, str):
         space = create_space(space)
     return factory(space, **kwargs)

@@ -23,6 +23,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 
+from nas.errors import ConfigError
 from nas.space import SearchSpace
 from predictors.base import BasePredictor, State
 from predictors.encoding import ONEHOT_LED, dense_part, onehot_columns, onehot_width
@@ -60,7 +61,7 @@ def _estimator(model: str, params: dict[str, Any]) -> Any:
         return RandomForestRegressor(**params)
     if model == "et":
         return ExtraTreesRegressor(**params)
-    raise ValueError(f"model must be one of {list(MODELS)}, got {model!r}")
+    raise ConfigError(f"model must be one of {list(MODELS)}, got {model!r}")
 
 
 class SklearnPredictor(BasePredictor):
@@ -87,7 +88,7 @@ class SklearnPredictor(BasePredictor):
     ) -> None:
         super().__init__(space, encoder=encoder, log_target=log_target)
         if model not in MODELS:
-            raise ValueError(f"model must be one of {list(MODELS)}, got {model!r}")
+            raise ConfigError(f"model must be one of {list(MODELS)}, got {model!r}")
         self.model = model
         self.params = {**_DEFAULTS[model], **(params or {})}
         _estimator(model, self.params)  # fail early on bad params names

@@ -1,19 +1,28 @@
 """A new device from few measurements, with other devices' latency models as prior (HELP-style).
 
 Latency rankings transfer across devices: most devices are close to a non-negative mix of
-others. :class:`TransferPredictor` gets fitted predictors of *other* devices (``priors``) and a
-handful (~20) of measured architectures on the new one, and chooses by leave-one-out error
-(10-fold beyond 30 points) among three fits:
+others, but a device nobody tuned for may rank unlike all of them. :class:`TransferPredictor`
+gets fitted predictors of *other* devices (``priors``) and a handful (~20) of measured
+architectures on the new one, and compares by leave-one-out (10-fold beyond 30 rows) what
+each fit explains of the measured rows:
 
-* ``prior``: non-negative least squares on the priors' predictions (plus an intercept);
-* ``own``: a robust (Huber) linear model on the space's ``compact`` features alone, for a
-  device unlike any prior (on NAS-Bench-201, Pixel 3 prunes dead ops where others do not);
-* ``both``: ridge on the priors' predictions and the compact features together.
+* ``prior``: non-negative least squares on the priors' predictions (plus an intercept): a
+  prior weighted 0 is dropped;
+* ``own``: a linear model on the device's own features alone (no prior), on each of
+  ``encoders`` (``compact`` cost counts, ``onehot`` per-position choices): robust (Huber)
+  where the rows outnumber the features, else ridge with a penalty chosen by GCV;
+* ``both``: the prior mix, plus a ridge model of its residual on one of ``encoders``.
+
+The candidate with the lowest leave-one-out mean absolute error wins (what it explains of
+the measured rows; at 20 rows a leave-one-out τ is too noisy to rank by: its bootstrap
+spread is about 0.1, and it is recorded beside). When no prior-based fit wins, the own fit
+is used: a prior is not trusted because it is there. :attr:`TransferPredictor.evidence` records the table, how much
+each prior alone explains, the weights and the priors used, and the advice on measuring more.
 
 Example:
-    >>> priors = [load_profile(n).latency_predictor("nb201") for n in others]
-    >>> p = TransferPredictor(space, priors=priors).fit(archs20, latency20)
-    >>> p.choice   # which fit leave-one-out preferred
+    >>> priors = [latency_predictor(load_profile(n), space) for n in others]
+    >>> p = TransferPredictor(space, priors=priors, prior_names=others).fit(archs20, latency20)
+    >>> p.choice, p.evidence["used"]    # which fit leave-one-out preferred, which priors
 """
 
 from __future__ import annotations
@@ -25,32 +34,63 @@ from typing import Any
 import numpy as np
 from scipy.optimize import nnls
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import HuberRegressor, Ridge
+from sklearn.linear_model import HuberRegressor, RidgeCV
+from threadpoolctl import threadpool_limits
 
+from nas.hardware.profile import LatencyModel
 from nas.space import ArchConfig, SearchSpace
 from predictors.base import BasePredictor, State
+from predictors.encoding import ENCODERS, encode_indices
+from predictors.learning_curve import MeasureAdvice, advise, learning_curve
+from predictors.metrics import scores
+from predictors.model_selection import bootstrap_taus, cross_val_predict
 
 CHOICES = ("prior", "own", "both")
+AUTO_ENCODERS = ("compact", "onehot")
 MAX_LOO = 30
+RIDGE_ALPHAS = tuple(np.logspace(-3, 3, 13))
+
+Fit = tuple[np.ndarray, float]
 
 
-def _fit_choice(choice: str, A: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-    """Coefficients and intercept of one candidate fit on design ``A``."""
-    if choice == "prior":
-        design = np.hstack([A, np.ones((len(A), 1)), -np.ones((len(A), 1))])
-        w, _ = nnls(design, y)
-        return w[:-2], float(w[-2] - w[-1])
-    if choice == "own":
-        scale = A.std(axis=0)
-        scale = np.where(scale > 0, scale, 1.0)
-        mean = A.mean(axis=0)
+def _standardised(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scale = A.std(axis=0)
+    return A.mean(axis=0), np.where(scale > 0, scale, 1.0)
+
+
+def _fit_prior(A: np.ndarray, y: np.ndarray) -> Fit:
+    """Non-negative weights of the priors' predictions, and a free intercept."""
+    design = np.hstack([A, np.ones((len(A), 1)), -np.ones((len(A), 1))])
+    w, _ = nnls(design, y)
+    return w[:-2], float(w[-2] - w[-1])
+
+
+def _fit_own(A: np.ndarray, y: np.ndarray, robust: bool) -> Fit:
+    """Own features alone (no prior), standardised: Huber regression when ``robust``, else
+    ridge with its penalty chosen by generalised cross-validation (features >= rows, where
+    Huber's optimiser stops anywhere along a flat valley)."""
+    mean, scale = _standardised(A)
+    Z = (A - mean) / scale
+    m: Any
+    if robust:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            m = HuberRegressor(alpha=1e-2, max_iter=5000).fit((A - mean) / scale, y)
-        coef = m.coef_ / scale
-        return coef, float(m.intercept_ - coef @ mean)
-    r = Ridge(alpha=1.0).fit(A, y)
-    return np.asarray(r.coef_), float(r.intercept_)
+            m = HuberRegressor(alpha=1e-2, max_iter=5000).fit(Z, y)
+    else:
+        m = RidgeCV(alphas=RIDGE_ALPHAS).fit(Z, y)
+    coef = m.coef_ / scale
+    return coef, float(m.intercept_ - coef @ mean)
+
+
+def _fit_both(A: np.ndarray, y: np.ndarray, k: int) -> Fit:
+    """The prior mix on the first ``k`` columns, then ridge of its residual on the rest
+    (penalty chosen by generalised cross-validation)."""
+    w, b = _fit_prior(A[:, :k], y)
+    residual = y - A[:, :k] @ w - b
+    mean, scale = _standardised(A[:, k:])
+    r = RidgeCV(alphas=RIDGE_ALPHAS).fit((A[:, k:] - mean) / scale, residual)
+    coef = r.coef_ / scale
+    return np.concatenate([w, coef]), b + float(r.intercept_ - coef @ mean)
 
 
 class TransferPredictor(BasePredictor):
@@ -59,8 +99,11 @@ class TransferPredictor(BasePredictor):
     Args:
         space: the search space.
         priors: fitted predictors of other devices (same space).
-        encoder: the encoder of the device's own features (``compact`` by default).
-        choice: force one of :data:`CHOICES` instead of choosing by leave-one-out error.
+        prior_names: a name per prior (profile names) for :attr:`evidence`.
+        encoder: the device's own features: ``"auto"`` compares :data:`AUTO_ENCODERS`, or
+            one of ``predictors.ENCODERS``.
+        choice: force one of :data:`CHOICES` instead of choosing by leave-one-out.
+        log_target: fit ``log(y)``.
     """
 
     name = "transfer"
@@ -70,94 +113,210 @@ class TransferPredictor(BasePredictor):
         space: SearchSpace,
         *,
         priors: Sequence[BasePredictor] = (),
-        encoder: str = "compact",
+        prior_names: Sequence[str] = (),
+        encoder: str = "auto",
         choice: str | None = None,
         log_target: bool = False,
     ) -> None:
-        super().__init__(space, encoder=encoder, log_target=log_target)
+        if encoder != "auto" and encoder not in ENCODERS:
+            raise ValueError(f"encoder must be 'auto' or one of {list(ENCODERS)}, got {encoder!r}")
+        self.encoders = AUTO_ENCODERS if encoder == "auto" else (encoder,)
+        super().__init__(space, encoder=self.encoders[0], log_target=log_target)
+        self.encoder_option = encoder
         if choice is not None and choice not in CHOICES:
             raise ValueError(f"choice must be one of {list(CHOICES)} or None, got {choice!r}")
-        for i, prior in enumerate(priors):
-            if not isinstance(prior, BasePredictor) or not prior.fitted:
-                raise ValueError(f"priors[{i}] must be a fitted predictor")
-            if prior.space.name != space.name:
-                raise ValueError(
-                    f"priors[{i}] predicts space {prior.space.name!r}, not {space.name!r}"
-                )
+        _check_priors(space, priors)
+        if priors and prior_names and len(prior_names) != len(priors):
+            raise ValueError(f"got {len(priors)} priors but {len(prior_names)} prior_names")
         self.priors = list(priors)
+        # names without priors: a saved predictor being loaded (its priors come in set_state)
+        self.prior_names = [str(n) for n in prior_names] or [f"prior{i}" for i in range(len(priors))]
         self.forced = choice
         self.choice: str | None = None
-        self.loo_errors: dict[str, float] = {}
+        self.own_encoder: str | None = None
+        self.evidence: dict[str, Any] = {}
         self._coef = np.zeros(0)
         self._intercept = 0.0
+        self._rows = 0
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "choice": self.forced}
+        return {
+            "encoder": self.encoder_option,
+            "log_target": self.log_target,
+            "choice": self.forced,
+            "prior_names": list(self.prior_names),
+        }
 
     def fit(self, archs: Sequence[ArchConfig], y: Any) -> TransferPredictor:
         """Fit on the new device's measured ``archs`` (as few as ~20) and latencies ``y``."""
         super().fit(archs, y)
         return self
 
+    @property
+    def used_priors(self) -> list[str]:
+        """Names of the priors the fitted model weights above zero."""
+        return list(self.evidence.get("used", []))
+
+    # ---------------------------------------------------------------- features
     def _encode_idx(self, idx: np.ndarray) -> np.ndarray:
-        """The priors' predictions, then the device's own features."""
-        own = super()._encode_idx(idx)
-        if not self.priors:
-            return own
-        prior = np.column_stack([p.predict_indices(idx) for p in self.priors])
-        return np.hstack([prior, own])
+        """The priors' predictions, then the own features of each encoder."""
+        blocks = [encode_indices(self.space, idx, e) for e in self.encoders]
+        if self.priors:
+            blocks.insert(0, np.column_stack([p.predict_indices(idx) for p in self.priors]))
+        return np.hstack(blocks)
 
-    def _design(self, X: np.ndarray, choice: str) -> np.ndarray:
-        k = len(self.priors)
-        if choice == "prior":
-            return X[:, :k]
-        if choice == "own":
-            return X[:, k:]
-        return X
+    def _slices(self, X: np.ndarray) -> dict[str, slice]:
+        """Column range of each encoder's block (after the priors' columns)."""
+        idx = self.space.mask_inactive(np.zeros((1, len(self.space.choices)), dtype=np.int64))
+        out, start = {}, len(self.priors)
+        for e in self.encoders:
+            width = encode_indices(self.space, idx, e).shape[1]
+            out[e] = slice(start, start + width)
+            start += width
+        if start != X.shape[1]:
+            raise ValueError(f"transfer features have {X.shape[1]} columns, expected {start}")
+        return out
 
-    def _candidates(self) -> list[str]:
-        if self.forced is not None:
-            return [self.forced]
-        return list(CHOICES) if self.priors else ["own"]
+    def _candidates(self, X: np.ndarray) -> dict[str, tuple[str, str | None, np.ndarray]]:
+        """Candidate name -> (kind, own encoder, design matrix)."""
+        k, blocks = len(self.priors), self._slices(X)
+        out: dict[str, tuple[str, str | None, np.ndarray]] = {}
+        kinds = [self.forced] if self.forced else (list(CHOICES) if k else ["own"])
+        if "prior" in kinds:
+            out["prior"] = ("prior", None, X[:, :k])
+        for e, cols in blocks.items():
+            if "own" in kinds:
+                out[f"own:{e}"] = ("own", e, X[:, cols])
+            if "both" in kinds:
+                out[f"both:{e}"] = ("both", e, np.hstack([X[:, :k], X[:, cols]]))
+        return out
+
+    # ---------------------------------------------------------------- fitting
+    def _fit_kind(self, kind: str, A: np.ndarray, y: np.ndarray) -> Fit:
+        if kind == "prior":
+            return _fit_prior(A, y)
+        if kind == "own":
+            # Huber where the measured rows outnumber the features (decided on all of them,
+            # so that every fold and subset fits the same kind of model)
+            return _fit_own(A, y, robust=A.shape[1] < self._rows - 1)
+        return _fit_both(A, y, len(self.priors))
+
+    def _oof(self, kind: str, A: np.ndarray, y: np.ndarray) -> np.ndarray:
+        folds = len(y) if len(y) <= MAX_LOO else 10
+
+        def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+            coef, b = self._fit_kind(kind, A[train], y[train])
+            return np.asarray(A[test] @ coef + b)
+
+        return cross_val_predict(fit_predict, len(y), folds=folds, seed=0)[0]
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
-        candidates = self._candidates()
-        if "prior" in candidates and not self.priors:
-            raise ValueError("choice='prior' needs at least one prior predictor")
-        self.loo_errors = {}
-        if len(candidates) > 1:
-            for choice in candidates:
-                A = self._design(X, choice)
-                # leave-one-out while it is cheap (the few-shot case), else 10-fold
-                fold = np.arange(len(y)) % (len(y) if len(y) <= MAX_LOO else 10)
-                errors: list[float] = []
-                for f in np.unique(fold):
-                    keep = fold != f
-                    coef, b = _fit_choice(choice, A[keep], y[keep])
-                    errors.extend(np.abs(A[~keep] @ coef + b - y[~keep]).tolist())
-                self.loo_errors[choice] = float(np.median(errors))
-            self.choice = min(self.loo_errors, key=self.loo_errors.__getitem__)
-        else:
-            self.choice = candidates[0]
-        coef, self._intercept = _fit_choice(self.choice, self._design(X, self.choice), y)
-        full = np.zeros(X.shape[1])
-        k = len(self.priors)
-        if self.choice == "prior":
-            full[:k] = coef
-        elif self.choice == "own":
-            full[k:] = coef
-        else:
-            full[:] = coef
-        self._coef = full
+        if self.forced in ("prior", "both") and not self.priors:
+            raise ValueError(f"choice={self.forced!r} needs at least one prior predictor")
+        self._rows = len(y)
+        with threadpool_limits(limits=1):  # many tiny fits: BLAS threads only contend
+            candidates = self._candidates(X)
+            table = self._score(candidates, y)
+            name = table[0]["candidate"]
+            kind, enc, A = candidates[name]
+            coef, self._intercept = self._fit_kind(kind, A, y)
+            advice = self._advice(kind, A, y, table[0])
+        self.choice, self.own_encoder = kind, enc
+        self._coef = self._full_coef(X, kind, enc, coef)
+        self.evidence = self._evidence(X, y, table, coef, advice)
 
+    def _full_coef(self, X: np.ndarray, kind: str, enc: str | None, coef: np.ndarray) -> np.ndarray:
+        full, k = np.zeros(X.shape[1]), len(self.priors)
+        if kind in ("prior", "both"):
+            full[:k] = coef[:k]
+        if enc is not None:
+            cols = self._slices(X)[enc]
+            full[cols] = coef[k:] if kind == "both" else coef
+        return full
+
+    def _score(
+        self, candidates: dict[str, tuple[str, str | None, np.ndarray]], y: np.ndarray
+    ) -> list[dict[str, Any]]:
+        """Leave-one-out scores per candidate, lowest mean absolute error first."""
+        rows = []
+        for name, (kind, _, A) in candidates.items():
+            oof = self._oof(kind, A, y)
+            taus = bootstrap_taus(y, oof[None, :], np.random.default_rng(0))
+            rows.append({
+                "candidate": name, **scores(y, oof), "mae": float(np.mean(np.abs(oof - y))),
+                "kendall_tau_std": float(np.std(taus)),
+            })
+        return sorted(rows, key=lambda r: (r["mae"], -r["kendall_tau"]))
+
+    # ---------------------------------------------------------------- evidence
+    def _prior_alone(self, X: np.ndarray, y: np.ndarray) -> dict[str, dict[str, float]]:
+        """How much each prior alone explains (leave-one-out of ``a + b · prior``)."""
+        out = {}
+        for i, name in enumerate(self.prior_names):
+            oof = self._oof("prior", X[:, [i]], y)
+            s = scores(y, oof)
+            out[name] = {"kendall_tau": s["kendall_tau"], "rmse": s["rmse"],
+                         "mae": float(np.mean(np.abs(oof - y)))}
+        return out
+
+    def _evidence(
+        self, X: np.ndarray, y: np.ndarray, table: list[dict[str, Any]], coef: np.ndarray,
+        advice: MeasureAdvice,
+    ) -> dict[str, Any]:
+        k = len(self.priors)
+        weights = coef[:k] if self.choice in ("prior", "both") else np.zeros(k)
+        return {
+            "method": "leave-one-out" if len(y) <= MAX_LOO else "10-fold cross-validation",
+            "n": len(y),
+            "ranking": "mean absolute error (mae) of the out-of-fold predictions",
+            "chosen": table[0]["candidate"],
+            "table": table,
+            "priors_alone": self._prior_alone(X, y) if k else {},
+            "weights": {n: float(w) for n, w in zip(self.prior_names, weights)},
+            "used": [n for n, w in zip(self.prior_names, weights) if w > 0],
+            "fallback": self.choice == "own" and k > 0,
+            "advice": advice.to_dict(),
+        }
+
+    def _advice(self, kind: str, A: np.ndarray, y: np.ndarray, best: dict[str, Any]) -> MeasureAdvice:
+        def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+            coef, b = self._fit_kind(kind, A[train], y[train])
+            return np.asarray(A[test] @ coef + b)
+
+        curve = learning_curve(fit_predict, y, fractions=(0.4, 0.6, 0.8), folds=5, seed=0)
+        curve.append((len(y) - 1.0 if len(y) <= MAX_LOO else 0.9 * len(y), best["kendall_tau"]))
+        return advise(curve, n=len(y), tau=best["kendall_tau"], tau_std=best["kendall_tau_std"])
+
+    def latency_model(self) -> LatencyModel:
+        """This fitted transfer as a profile's :class:`nas.hardware.LatencyModel`.
+
+        ``validation`` holds the chosen fit's leave-one-out scores; ``selection`` the
+        :attr:`evidence` (candidates, priors used, advice).
+        """
+        from predictors.io import predictor_to_json
+
+        self._check_fitted(None)
+        best, n = self.evidence["table"][0], int(self.evidence["n"])
+        validation = {k: float(best[k]) for k in ("kendall_tau", "spearman", "rmse", "mape")}
+        n_train = n - 1.0 if n <= MAX_LOO else 0.9 * n
+        return LatencyModel(
+            space=self.space.name, fingerprint=self.space.fingerprint(),
+            predictor=predictor_to_json(self),
+            validation={**validation, "kendall_tau_std": float(best["kendall_tau_std"]),
+                        "n_train": n_train, "n_test": float(n)},
+            selection=dict(self.evidence),
+        )
+
+    # ---------------------------------------------------------------- predicting, state
     def _predict(self, X: np.ndarray) -> np.ndarray:
         return X @ self._coef + self._intercept
 
     def _get_state(self) -> State:
         meta: dict[str, Any] = {
             "choice": self.choice,
+            "own_encoder": self.own_encoder,
             "intercept": self._intercept,
-            "loo_errors": self.loo_errors,
+            "evidence": self.evidence,
             "priors": [],
         }
         arrays: dict[str, np.ndarray] = {"coef": self._coef}
@@ -177,7 +336,20 @@ class TransferPredictor(BasePredictor):
             prefix = f"p{i}."
             sub = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
             self.priors.append(predictor_from_dict(p_meta, sub, self.space))
+        if len(self.prior_names) != len(self.priors):
+            self.prior_names = [f"prior{i}" for i in range(len(self.priors))]
         self.choice = meta["choice"]
-        self.loo_errors = dict(meta.get("loo_errors", {}))
+        self.own_encoder = meta.get("own_encoder")
+        self.evidence = dict(meta.get("evidence", {}))
         self._intercept = float(meta["intercept"])
         self._coef = np.asarray(arrays["coef"], dtype=np.float64)
+
+
+def _check_priors(space: SearchSpace, priors: Sequence[BasePredictor]) -> None:
+    for i, prior in enumerate(priors):
+        if not isinstance(prior, BasePredictor) or not prior.fitted:
+            raise ValueError(f"priors[{i}] must be a fitted predictor")
+        if prior.space.name != space.name:
+            raise ValueError(
+                f"priors[{i}] predicts space {prior.space.name!r}, not {space.name!r}"
+            )

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from nas.registry import register_space
-from search_spaces import nas_bench_201, ofa_mobilenet_v3, ofa_resnet, tiny
+from search_spaces import (
+    gpt,  # noqa: F401  (registers gpt_tiny, gpt2_small)
+    llama,  # noqa: F401  (registers llama_tiny)
+    nas_bench_201,
+    ofa_mobilenet_v3,
+    ofa_resnet,
+    tiny,
+    vit,  # noqa: F401  (registers vit_mini, vit_ti16, vit_s16, vit_b16)
+)
 
 register_space(
     "ofa_mbv3_w1.0",

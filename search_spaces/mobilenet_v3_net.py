@@ -33,6 +33,7 @@ from torch import nn
 
 from nas.blocks import ConvBNAct, GlobalAvgPool, MBConv
 from nas.elastic import ElasticMBConv, mid_channels
+from nas.errors import ConfigError
 from nas.layers import LayerSpec, conv_output_size, make_divisible
 from nas.space import ArchConfig, SearchSpace
 from nas.supernet import Supernet
@@ -72,7 +73,7 @@ class _Plan:
     def _read(cls, space: SearchSpace) -> _Plan:
         meta = space.meta
         if meta.get("family") != "mobilenetv3":
-            raise ValueError(
+            raise ConfigError(
                 f"space {space.name!r} has family {meta.get('family')!r}, expected 'mobilenetv3'"
             )
         w = float(meta["width_mult"])

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from nas.errors import ConfigError
 from search_spaces.mobilenet_v3_net import MobileNetV3Supernet
 
 _BN = r"(weight|bias|running_mean|running_var|num_batches_tracked)"
@@ -68,7 +69,7 @@ def ofa_key_map(supernet: MobileNetV3Supernet, keys: list[str]) -> dict[str, str
                 stage_index, b = starts[index]
                 target = f"stages.{stage_index}.{b}.{inner}"
         if target is None:
-            raise ValueError(
+            raise ConfigError(
                 f"OFA checkpoint key {key!r} matches no layer of {supernet.space.name}"
             )
         out[key] = target
@@ -97,14 +98,14 @@ def load_ofa_state_dict(
         value = state_dict[key]
         if target not in own or own[target].shape != value.shape:
             shape = tuple(own[target].shape) if target in own else None
-            raise ValueError(
+            raise ConfigError(
                 f"OFA checkpoint key {key!r} has shape {tuple(value.shape)}, but {target!r} "
                 f"has {shape}: is it a checkpoint of {supernet.space.name}?"
             )
         renamed[target] = value
     missing = [k for k in own if k not in renamed]
     if missing:
-        raise ValueError(f"the OFA checkpoint lacks {len(missing)} tensors, e.g. {missing[:3]}")
+        raise ConfigError(f"the OFA checkpoint lacks {len(missing)} tensors, e.g. {missing[:3]}")
     supernet.load_state_dict(renamed)
 
 
@@ -114,5 +115,5 @@ def load_ofa_checkpoint(supernet: MobileNetV3Supernet, path: str | Path) -> None
     if isinstance(data, Mapping) and "state_dict" in data:
         data = data["state_dict"]
     if not isinstance(data, Mapping):
-        raise ValueError(f"{path}: not a state dict (got {type(data).__name__})")
+        raise ConfigError(f"{path}: not a state dict (got {type(data).__name__})")
     load_ofa_state_dict(supernet, data)

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from nas.errors import ConfigError
 from nas.layers import LayerSpec, register_layer_kind
 from nas.space import ArchConfig, InvalidArchError, SearchSpace
-from search_spaces.nas_bench_201 import EDGES, NB201Space, edge_name
+from search_spaces.nb201_space import EDGES, NB201Space, edge_name
 
 if TYPE_CHECKING:
     from torch import nn
@@ -42,7 +43,7 @@ def _ops(spec: LayerSpec) -> list[str]:
     code = str(spec.get("cell", ""))
     ops = [_LONG.get(short, "") for short in code.split("-")]
     if len(ops) != len(EDGES) or "" in ops:
-        raise ValueError(
+        raise ConfigError(
             f"nb201_cell spec needs extra 'cell' with {len(EDGES)} of {sorted(_LONG)} joined "
             f"by '-', got {code!r}"
         )

@@ -23,9 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas.errors import ConfigError
 from nas.space import ArchConfig, SearchSpace
 from nas.supernet import Supernet
-from search_spaces.nas_bench_201 import EDGES, N_NODES, OPS, edge_name
+from search_spaces.nb201_space import EDGES, N_NODES, OPS, edge_name
 
 
 class ReLUConvBN(nn.Sequential):
@@ -75,7 +76,7 @@ def make_op(name: str, channels: int) -> nn.Module:
         return ReLUConvBN(channels, channels, 3, 1)
     if name == "avg_pool_3x3":
         return AvgPool3x3()
-    raise ValueError(f"NAS-Bench-201 operation {name!r} is unknown; allowed: {list(OPS)}")
+    raise ConfigError(f"NAS-Bench-201 operation {name!r} is unknown; allowed: {list(OPS)}")
 
 
 class ResNetBasicBlock(nn.Module):
@@ -207,7 +208,7 @@ class NB201Supernet(Supernet):
         options = {k: v for k, v in given.items() if v is not None}
         for name, value in options.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+                raise ConfigError(f"{name} must be a positive int, got {value!r}")
         super().__init__(space, num_classes, **options)
         channels = int(channels or space.meta.get("channels", 16))
         per_stage = int(cells_per_stage or space.meta.get("cells_per_stage", 5))

@@ -70,8 +70,8 @@ def test_evaluate_restores_supernet_state_and_matches_extracted_subnet(digits: t
     rows = nas.evaluate(
         net, list(refs.values()), val, bn_data=train, n_bn_batches=2, bn_batch_size=16, device="cpu"
     )
-    assert [set(r) for r in rows] == [{"top1", "loss", "n_images"}] * 3
-    assert all(0.0 <= r["top1"] <= 100.0 and r["n_images"] == len(val) for r in rows)
+    assert [set(r) for r in rows] == [{"accuracy", "loss", "n"}] * 3
+    assert all(0.0 <= r["accuracy"] <= 100.0 and r["n"] == len(val) for r in rows)
     after = net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert net.active == active and net.training
@@ -82,7 +82,7 @@ def test_evaluate_restores_supernet_state_and_matches_extracted_subnet(digits: t
     res = int(arch["resolution"])
     recalibrate_bn(static, train, 2, batch_size=16, resolution=res)
     alone = measure(static, val, resolution=res)
-    assert alone["top1"] == pytest.approx(rows[1]["top1"])
+    assert alone["accuracy"] == pytest.approx(rows[1]["accuracy"])
     assert alone["loss"] == pytest.approx(rows[1]["loss"], rel=1e-4)
 
 

@@ -330,8 +330,10 @@ def test_measure_uses_given_threads() -> None:
 def test_profile_latency_uses_the_index_path_and_sees_a_new_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nas.distributed.search import profile_latency
+    from nas.devices import ProfileLatency
+    from nas.registry import SpaceRef
 
+    profile_latency = ProfileLatency(SpaceRef.of(TINY), {})
     table = _macs_table()
     model = LatencyModel(space="tiny", fingerprint=TINY.fingerprint(), lut=table, num_classes=10)
     path = save_profile(_profile(latency={"tiny": model}), tmp_path)
@@ -345,7 +347,7 @@ def test_profile_latency_uses_the_index_path_and_sees_a_new_file(
         return original(self, idx)
 
     monkeypatch.setattr(LookupTablePredictor, "predict_indices", counted)
-    got = [m["latency_ms"] for m in profile_latency(str(path), archs)]
+    got = [m["latency_ms"] for m in profile_latency(str(path), archs)]  # located by path
     np.testing.assert_allclose(got, want, rtol=1e-12)
     assert calls == [30]
     doubled = {k: 2 * v for k, v in table.items()}

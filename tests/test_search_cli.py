@@ -14,6 +14,7 @@ import nas
 from nas.checkpoint import save_checkpoint
 from nas.cli import main
 from nas.rundir import RunDir, atomic_write_json
+from nas.tasks import DataSpec
 
 
 def _tiny_profile(folder: Path, name: str, scale: float) -> None:
@@ -46,6 +47,7 @@ def _tiny_profile(folder: Path, name: str, scale: float) -> None:
 def tiny_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     space = nas.create_space("tiny")
     run = RunDir.create(tmp_path / "run", space)
+    run.update_info(task="classification", data=DataSpec(data="digits", limit=160).to_dict())
     torch.manual_seed(0)
     supernet = nas.create_supernet("tiny", num_classes=10)
     atomic_write_json(run.path / "supernet" / "config.json", {"num_classes": 10, "space": "tiny"})
@@ -104,7 +106,7 @@ def test_search_then_export(tiny_run: Path, capsys: pytest.CaptureFixture[str]) 
         assert 1 <= len(row["exported"]) <= 2
         metrics = json.loads((Path(row["exported"][0]) / "metrics.json").read_text())
         assert metrics["profile"] == profile and metrics["feasible"]
-        assert metrics["search"]["accuracy"] == pytest.approx(row["accuracy"])
+        assert metrics["accuracy_measured"] == pytest.approx(row["accuracy"])
     key = pd.read_csv(tiny_run / "search" / "tiny_slow" / "trials.csv")["key"].iloc[-1]
     code = main(
         [
@@ -118,15 +120,13 @@ def test_search_then_export(tiny_run: Path, capsys: pytest.CaptureFixture[str]) 
             "--formats",
             "torch",
             "--measure",
-            "--images",
-            "32",
             "--json",
         ]
     )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     metrics = json.loads((Path(out["path"]) / "metrics.json").read_text())
-    assert 0 <= metrics["measured"]["accuracy"] <= 100
+    assert 0 <= metrics["accuracy_measured"] <= 100
     assert main(["export", "--run", str(tiny_run), "--profile", "tiny_slow", "--arch", "nope"]) == 2
     assert "not a trial" in capsys.readouterr().err
     # a second search over the same logs needs --resume

@@ -9,6 +9,7 @@ import pytest
 
 from nas.search import Problem, create_searcher, search
 from nas.search.base import canonical_rows, row_keys
+from nas.search.features import RowFeatures
 from nas.search.local import _enumerate
 from nas.search.surrogate import GPSurrogate
 
@@ -61,7 +62,7 @@ def test_finds_the_constrained_optimum(enumerate_limit):
 def test_enumerated_pool_skips_told_and_pending_networks():
     searcher = create_searcher("local", _problem(), seed=0, n_init=5)
     first = searcher.ask_indices(20)  # type: ignore[attr-defined]
-    archs = [SPACE.from_indices(r) for r in first]
+    archs = SPACE.from_index_matrix(first)
     searcher.tell(archs, toy.toy_metrics(SPACE, archs))
     second = searcher.ask_indices(10)  # type: ignore[attr-defined]
     third = searcher.ask_indices(10)  # type: ignore[attr-defined]
@@ -71,14 +72,14 @@ def test_enumerated_pool_skips_told_and_pending_networks():
 
 
 def test_pair_features_one_hot_joint_values_and_stay_out_of_the_kernel():
-    searcher = create_searcher("local", _problem(), seed=0)
+    features = RowFeatures(SPACE)
     sizes = [len(c.values) for c in SPACE.choices]
-    rows = searcher.random_rows(30)  # type: ignore[attr-defined]
-    X = searcher._encode(rows)  # type: ignore[attr-defined]
+    rows = create_searcher("local", _problem(), seed=0).random_rows(30)  # type: ignore[attr-defined]
+    X = features.encode(rows)
     n_pairs = sum(sizes[i] * sizes[j] for i in range(len(sizes)) for j in range(i + 1, len(sizes)))
     pairs = X[:, -n_pairs:]
-    assert X.shape[1] == len(searcher._groups)  # type: ignore[attr-defined]
-    assert np.all(searcher._groups[-n_pairs:] == -1)  # type: ignore[attr-defined]
+    assert X.shape[1] == len(features.groups)
+    assert np.all(features.groups[-n_pairs:] == -1)
     # each pair of active dimensions contributes exactly one joint value
     canon = canonical_rows(SPACE, rows)
     both = sum(
@@ -87,8 +88,10 @@ def test_pair_features_one_hot_joint_values_and_stay_out_of_the_kernel():
         for j in range(i + 1, len(sizes))
     )
     np.testing.assert_array_equal(pairs.sum(axis=1), both)
-    plain = create_searcher("local", _problem(), seed=0, pair_features=False)
-    assert plain._encode(rows).shape[1] == X.shape[1] - n_pairs  # type: ignore[attr-defined]
+    plain = RowFeatures(SPACE, pairs=False)
+    assert plain.encode(rows).shape[1] == X.shape[1] - n_pairs
+    searcher = create_searcher("local", _problem(), seed=0, pair_features=False)
+    assert searcher.features.encode(rows).shape[1] == X.shape[1] - n_pairs  # type: ignore[attr-defined]
 
 
 def test_mean_only_columns_leave_the_kernel_unchanged():

@@ -15,7 +15,8 @@ import torch
 
 import nas
 from nas.data import load_data, split
-from nas.distributed.search import DevicePlan, MeasuredAccuracy, search_devices
+from nas.devices import DevicePlan, MeasuredMetrics
+from nas.flow.search import search_devices
 from nas.rundir import RunDir
 
 pytestmark = pytest.mark.ray
@@ -54,7 +55,7 @@ def test_three_profiles_with_measured_accuracy(ray_session: Any, tmp_path: Path)
         options={"population": 4},
         constraints={p: {"latency_ms": 8.0} for p in SPEED},
     )
-    accuracy = MeasuredAccuracy(data=val, n_bn_batches=1, bn_batch_size=16, batch_size=48)
+    accuracy = MeasuredMetrics(data=val, n_bn_batches=1, bn_batch_size=16, batch_size=48)
     results = search_devices(
         run,
         list(SPEED),
@@ -75,7 +76,7 @@ def test_three_profiles_with_measured_accuracy(ray_session: Any, tmp_path: Path)
     merged = results["fast"].trials.merge(results["slow"].trials, on="key")
     assert np.allclose(merged["accuracy_x"], merged["accuracy_y"])
     # in-process measurement agrees with the Ray tasks
-    from nas.distributed.search import measure_on_supernet
+    from nas.devices import measure_on_supernet
 
     arch = results["fast"].archs[0]
     local = measure_on_supernet(supernet, accuracy, [arch])[0]["accuracy"]
@@ -163,7 +164,8 @@ import ray, ray.cloudpickle
 from ray.cluster_utils import Cluster
 import nas
 from nas.distributed.local import ensure_ray
-from nas.distributed.search import DevicePlan, search_devices
+from nas.devices import DevicePlan
+from nas.flow.search import search_devices
 from nas.rundir import RunDir
 import test_search_ray as t
 ray.cloudpickle.register_pickle_by_value(t)
@@ -236,20 +238,22 @@ def test_local_ray_workers_run_at_the_callers_priority(ray_session: Any) -> None
 
 
 def test_worker_builds_the_supernet_once_per_weights(ray_session: Any) -> None:
-    from nas.distributed.search import WorkerSupernet
+    from nas.distributed.search import _worker_supernet
+    from nas.registry import SpaceRef
 
     torch.manual_seed(0)
     supernet = nas.create_supernet("tiny", num_classes=10)
     _, val = split(load_data("digits", limit=32, seed=0), 0.5, seed=0)
-    accuracy = ray_session.put(MeasuredAccuracy(data=val, n_bn_batches=1))
-    shared = [ray_session.put(supernet.state_dict()), accuracy]
-    built, settings = WorkerSupernet.get("tiny", 10, shared)
-    assert WorkerSupernet.get("tiny", 10, shared)[0] is built  # kept, not rebuilt
+    accuracy = ray_session.put(MeasuredMetrics(data=val, n_bn_batches=1))
+    weights = ray_session.put(supernet.state_dict())
+    ref, build = SpaceRef.of(supernet.space), '{"num_classes": 10}'
+    built, settings = _worker_supernet(ref, build, weights, accuracy)
+    assert _worker_supernet(ref, build, weights, accuracy)[0] is built  # kept, not rebuilt
     for name, value in supernet.state_dict().items():
         assert torch.equal(built.state_dict()[name], value)
     assert settings.n_bn_batches == 1
     other = {k: v + 1 if v.is_floating_point() else v for k, v in supernet.state_dict().items()}
-    rebuilt, _ = WorkerSupernet.get("tiny", 10, [ray_session.put(other), accuracy])
+    rebuilt, _ = _worker_supernet(ref, build, ray_session.put(other), accuracy)
     assert rebuilt is not built  # another run's weights replace the entry
     first = next(k for k, v in other.items() if v.is_floating_point())
     assert torch.equal(rebuilt.state_dict()[first], other[first])

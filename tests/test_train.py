@@ -21,8 +21,10 @@ from _train_child import CONFIG, run
 import nas
 from nas.checkpoint import load_checkpoint
 from nas.data import load_data, split
+from nas.tasks import create_task
+from nas.tasks.classification import soft_cross_entropy
 from nas.train import Phase, Progress, TrainConfig, train_supernet
-from nas.train_loop import TrainLoop, lr_factor, param_groups, soft_cross_entropy
+from nas.train_loop import TrainLoop, lr_factor, param_groups
 
 CHILD = Path(__file__).resolve().parent / "_train_child.py"
 
@@ -55,7 +57,8 @@ def test_sandwich_run_writes_run_directory_and_refuses_overwrite(
         for line in (tmp_path / "run/supernet/history.jsonl").read_text().splitlines()
     ]
     assert len(history) == 1 and history[0]["step"] == 8
-    assert {"loss", "val_top1_smallest", "val_top1_middle", "val_top1_largest"} <= set(history[0])
+    expected = {"loss", "val_accuracy_smallest", "val_accuracy_middle", "val_accuracy_largest"}
+    assert expected <= set(history[0])
     assert set(result.final) == {"smallest", "middle", "largest"}
     saved = json.loads((tmp_path / "run/supernet/config.json").read_text())
     assert TrainConfig.from_dict(saved["config"]) == config and saved["space"] == "tiny"
@@ -241,7 +244,7 @@ def test_cli_trains_resumes_and_reports(tmp_path: Path, capsys: pytest.CaptureFi
     assert "already holds a trained supernet" in capsys.readouterr().err
     assert main([*argv, "--resume"]) == 0
     table = capsys.readouterr().out
-    assert "val top-1 %" in table and "largest" in table
+    assert "val accuracy" in table and "largest" in table
     assert main(["train", "--space", "tiny", "--data", str(tmp_path / "nope")]) == 2
     assert "no such file" in capsys.readouterr().err
 
@@ -263,7 +266,8 @@ def test_sandwich_step_accumulates_ce_and_in_place_distillation(
     config = TrainConfig(batch_size=16, num_random=1, seed=5, kd_ratio=0.7, label_smoothing=0.1)
     run = RunDir.create(tmp_path / "run", net.space)
     trainer = TrainLoop(
-        net, train, val, config, run, rank=0, world_size=1, reduce_grads=None, progress=None
+        net, train, val, config, run, rank=0, world_size=1, reduce_grads=None, progress=None,
+        task=create_task("classification"),
     )
     trainer._start_phase(0)
     x, y = train.batch(np.arange(16))

@@ -2,7 +2,9 @@
 
 Each verb lives in its own module ``nas.cli.<verb>`` exposing ``register(subparsers)``,
 which adds its parser and sets ``handler`` (a function of the parsed args returning an exit
-code). Errors a user can fix print one line and exit 2.
+code). A handler parses, calls one :mod:`nas.flow` function and prints. Errors a user can fix
+(:class:`nas.NasError`) print one line and exit 2; anything else is a bug: one line saying so
+(``--debug`` shows the traceback), exit 1.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from nas.errors import ConfigError, NasError
+
 VERBS = ("spaces", "stats", "train", "profile", "predictors", "search", "export", "report", "demo")
 
 
-class UsageError(Exception):
+class UsageError(ConfigError):
     """A problem with the command line or its inputs that the user can fix."""
 
 
@@ -28,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'nas VERB --help' for a verb's options and an example.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for verb in VERBS:
         try:
@@ -53,10 +58,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
-    except (UsageError, ValueError, FileNotFoundError, KeyError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"nas {args.verb}: error: {message}", file=sys.stderr)
+    except NasError as exc:
+        print(f"nas {args.verb}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"nas {args.verb}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): nothing left to say
+        sys.stderr.close()
+        return 0
+    except Exception as exc:
+        if args.debug:
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"nas {args.verb}: internal error (a bug, not your input): "
+              f"{type(exc).__name__}: {first}; rerun with 'nas --debug {args.verb} ...' for the "
+              "traceback and report it", file=sys.stderr)
+        return 1

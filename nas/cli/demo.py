@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from nas.cli.demo_pipeline import FULL, QUICK, run_demo
+from nas.cli import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,10 +31,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nas.flow.demo import FULL, QUICK, run_demo
+    from nas.rundir import check_name
+
+    if args.name is not None:
+        check_name("--name", args.name)
     name = args.name or time.strftime("demo-%Y%m%d-%H%M%S")
     run_path = Path(args.runs_dir) / name
     if (run_path / "timings.json").exists():
-        raise ValueError(f"{run_path} already holds a finished demo; pick another --name")
+        raise UsageError(f"{run_path} already holds a finished demo; pick another --name")
     say = (lambda _msg: None) if args.json else (lambda msg: print(msg, flush=True))
     say(f"nas demo{' --quick' if args.quick else ''}: writing {run_path}")
     html_path = run_demo(QUICK if args.quick else FULL, run_path, say)

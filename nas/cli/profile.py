@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from nas.cli import UsageError
 from nas.hardware.profile import (
     DTYPES,
     KINDS,
-    PROFILE_DIR,
     RUNTIMES,
     HardwareProfile,
-    LatencyModel,
-    Provenance,
     list_profiles,
     load_profile,
-    save_profile,
+    user_profile_dir,
 )
-from nas.registry import create_space
+from nas.registry import resolve_space
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,9 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--device-name", default="", help="the device in words (default: this CPU)")
     b.add_argument("--validate", type=int, default=0, metavar="N",
                    help="also time N random whole subnets, fit the correction, store the score")
-    b.add_argument("--out", default=str(PROFILE_DIR), help="folder to write NAME.json into")
+    _out_options(b)
     b.add_argument("--partial", default="",
-                   help="resume file (default: runs/profile_build/NAME.partial.json)")
+                   help="resume file (default: OUT/.NAME.partial.json)")
     b.set_defaults(handler=run_build)
 
     m = verbs.add_parser(
@@ -72,35 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--json", action="store_true", help="machine-readable output")
     m.set_defaults(handler=run_measure)
 
-    i = verbs.add_parser(
-        "import",
-        help="fit a device's latency model from a table of measured whole architectures",
-        epilog=(
-            "example: nas profile import --space nb201 --table nb201.csv --arch-columns arch "
-            "--latency-column latency_ms_pixel3 --name nb201_pixel3 --kind phone "
-            "--device 'Pixel 3' --runtime tflite --source 'HW-NAS-Bench' --licence MIT"
-        ),
-    )
-    i.add_argument("--space", required=True)
-    i.add_argument("--table", required=True, help="CSV file")
-    i.add_argument("--arch-columns", nargs="+", required=True)
-    i.add_argument("--latency-column", required=True, help="latency in milliseconds")
-    i.add_argument("--name", required=True)
-    i.add_argument("--kind", default="gpu", choices=KINDS)
-    i.add_argument("--device", default="", help="the device in words")
-    i.add_argument("--runtime", default="other", choices=RUNTIMES)
-    i.add_argument("--batch-size", type=int, default=1)
-    i.add_argument("--threads", type=int, default=0)
-    i.add_argument("--dtype", default="float32", choices=DTYPES)
-    i.add_argument("--source", required=True, help="who measured it, where it is published")
-    i.add_argument("--licence", required=True)
-    i.add_argument("--notes", default="")
-    i.add_argument("--predictor", default="huber")
-    i.add_argument("--encoder", default="compact")
-    i.add_argument("--out", default=str(PROFILE_DIR), help="folder to write NAME.json into")
-    i.add_argument("--json", action="store_true", help="print the validation scores as JSON")
-    i.set_defaults(handler=run_import)
-
+    _add_import(verbs)
     ls = verbs.add_parser("list", help="list known profiles", epilog="example: nas profile list")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(handler=run_list)
@@ -112,6 +78,64 @@ def register(sub: argparse._SubParsersAction) -> None:
     sh.add_argument("--json", action="store_true")
     sh.set_defaults(handler=run_show)
     p.set_defaults(handler=lambda args: _no_command(p))
+
+
+def _add_import(verbs: argparse._SubParsersAction) -> None:
+    """The ``profile import`` parser."""
+    i = verbs.add_parser(
+        "import",
+        help="fit a device's latency model from a table of measured whole architectures",
+        epilog=(
+            "example: nas profile import --space nb201 --table "
+            "../shared/data/nas_bench_201/nb201_cifar10_latency.csv --arch-columns arch "
+            "--latency-column latency_ms_pixel3 --name my_pixel3 --kind phone "
+            "--device 'Pixel 3' --runtime tflite --source 'HW-NAS-Bench' --licence MIT\n"
+            "         nas profile import --run runs/demo-quick --measure-here 20 --name here"
+        ),
+    )
+    i.add_argument("--space", default=None, help="the space (default: the --run's)")
+    i.add_argument("--table", default=None, help="CSV file of measured architectures")
+    i.add_argument("--arch-columns", nargs="+", default=None)
+    i.add_argument("--latency-column", default=None, help="latency in milliseconds")
+    i.add_argument("--measure-here", type=int, default=None, metavar="N",
+                   help="instead of a table: time N random whole subnets of the --run's space "
+                   "here (they go to RUN/samples/latency_NAME.csv)")
+    i.add_argument("--name", required=True)
+    i.add_argument("--kind", default="gpu", choices=KINDS)
+    i.add_argument("--device", default="", help="the device in words")
+    i.add_argument("--runtime", default="other", choices=RUNTIMES)
+    i.add_argument("--batch-size", type=int, default=1)
+    i.add_argument("--threads", type=int, default=0)
+    i.add_argument("--dtype", default="float32", choices=DTYPES)
+    i.add_argument("--source", default="", help="who measured it, where it is published")
+    i.add_argument("--licence", default="")
+    i.add_argument("--notes", default="")
+    i.add_argument("--predictor", default=None,
+                   help="the latency model (default: chosen by cross-validation)")
+    i.add_argument("--encoder", default=None)
+    _out_options(i)
+    i.add_argument("--json", action="store_true", help="print the validation scores as JSON")
+    i.set_defaults(handler=run_import)
+
+
+
+def _out_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", default=None,
+                   help="a run directory: the profile goes to RUN/profiles/ (used by its searches)")
+    p.add_argument("--runs-dir", default="runs", help="parent folder of runs (default runs/)")
+    p.add_argument("--out", default=None,
+                   help=f"folder to write NAME.json into (default: {user_profile_dir()}, "
+                   "or RUN/profiles/ with --run)")
+
+
+def _out(args: argparse.Namespace) -> Path:
+    if args.run and args.out:
+        raise UsageError("--run and --out both name where the profile goes; give one")
+    if args.run:
+        from nas.cli.runs import resolve_run
+
+        return resolve_run(args.run, args.runs_dir).subdir("profiles")
+    return Path(args.out) if args.out else user_profile_dir()
 
 
 def _no_command(parser: argparse.ArgumentParser) -> int:
@@ -153,158 +177,100 @@ def _progress(bar: Any) -> Any:
     return update
 
 
-def run_build(args: argparse.Namespace) -> int:
-    from nas.hardware.build import build_lookup_table
+def _timing(args: argparse.Namespace, runtime: str) -> Any:
+    from nas.flow import Timing
 
-    space = create_space(args.space)
-    out = Path(args.out)
-    partial = (
-        Path(args.partial) if args.partial
-        else Path("runs") / "profile_build" / f"{args.name}.partial.json"
-    )
+    return Timing(runtime=runtime, batch_size=args.batch_size, threads=args.threads,
+                  device=args.device, warmup=args.warmup, repeats=args.repeats,
+                  num_classes=args.num_classes, rounds=args.rounds,
+                  min_time_ms=args.min_time_ms, clock=args.clock, statistic=args.statistic)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from nas.flow import build_profile, validate_profile
+
+    if args.validate and args.validate < 4:
+        raise UsageError(f"--validate must be 0 or at least 4, got {args.validate}")
+    timing = _timing(args, args.runtime)
     bar = _bar(0, "layers")
     try:
-        results = build_lookup_table(
-            space, runtime=args.runtime, batch_size=args.batch_size, device=args.device,
-            threads=args.threads, warmup=args.warmup, repeats=args.repeats,
-            num_classes=args.num_classes, partial_path=partial, progress=_progress(bar),
-            clock=args.clock, rounds=args.rounds, min_time_s=args.min_time_ms / 1e3,
-        )
+        path = build_profile(resolve_space(args.space), args.name, out=_out(args),
+                             timing=timing, kind=args.kind, device_name=args.device_name,
+                             partial=args.partial or None, progress=_progress(bar))
     finally:
         bar.close()
-    model = LatencyModel(
-        space=space.name,
-        fingerprint=space.fingerprint(),
-        lut={k: v[args.statistic] for k, v in results.items()},
-        num_classes=args.num_classes,
-    )
-    profile = HardwareProfile(
-        name=args.name,
-        kind=args.kind,
-        device=args.device_name or f"{platform.processor() or platform.machine()} ({args.device})",
-        runtime=args.runtime,
-        batch_size=args.batch_size,
-        threads=args.threads,
-        dtype="float32",
-        provenance=Provenance(
-            source=f"measured here with `nas profile build` on {platform.node() or 'this host'}",
-            licence="CC0-1.0",
-            notes=f"{len(results)} layers, {args.statistic} of {args.rounds} x {args.repeats} "
-            f"runs after {args.warmup} warm-up runs, clock {args.clock}"
-            + (f", at least {args.min_time_ms:g} ms per layer and round"
-               if args.min_time_ms else ""),
-        ),
-        latency={space.name: model},
-    )
-    path = save_profile(profile, out)
-    print(f"wrote {path} ({len(results)} layers)")
-    partial.unlink(missing_ok=True)
+    print(f"wrote {path}")
     if args.validate:
-        args.profile, args.n, args.seed = str(path), args.validate, 0
-        args.csv, args.json = "", False
-        return _measure(args, fit_correction=True)
+        bar = _bar(args.validate, "subnets")
+        try:
+            result = validate_profile(args.space, path, n=args.validate, timing=timing,
+                                      fit_correction=True, progress=_progress(bar))
+        finally:
+            bar.close()
+        _print_scores(result, args.validate)
     return 0
 
 
 def run_measure(args: argparse.Namespace) -> int:
-    return _measure(args, fit_correction=False)
+    from nas.flow import validate_profile
 
-
-def _measure(args: argparse.Namespace, *, fit_correction: bool) -> int:
-    from nas.hardware.build import measure_subnets
-    from predictors.io import latency_predictor, predictor_to_json
-    from predictors.metrics import scores
-
-    if args.n < 4:
-        raise UsageError(f"--n must be at least 4, got {args.n}")
-    space = create_space(args.space)
     profile = load_profile(args.profile)
-    predictor = latency_predictor(profile, space)
-    archs = space.sample_many(args.n, np.random.default_rng(args.seed))
-    predicted = predictor.predict(archs)
     bar = _bar(args.n, "subnets")
     try:
-        rows = measure_subnets(
-            space, archs, num_classes=args.num_classes,
-            runtime=args.runtime or profile.runtime, batch_size=args.batch_size,
-            device=args.device, threads=args.threads, warmup=args.warmup, repeats=args.repeats,
-            progress=_progress(bar), clock=args.clock, rounds=args.rounds,
-            min_time_s=args.min_time_ms / 1e3,
-        )
+        result = validate_profile(resolve_space(args.space), args.profile, n=args.n,
+                                  seed=args.seed, timing=_timing(args, args.runtime or
+                                                                 profile.runtime),
+                                  csv=args.csv or None, progress=_progress(bar))
     finally:
         bar.close()
-    measured = np.array([r[args.statistic] for r in rows])
-    result: dict[str, Any] = {"profile": profile.name, "space": space.name, "n": args.n,
-                              "uncorrected": scores(measured, predicted)}
-    if fit_correction:
-        from predictors.lookup_table import LookupTablePredictor
-
-        half = args.n // 2
-        if isinstance(predictor, LookupTablePredictor):
-            held = LookupTablePredictor(
-                space, table=predictor.table, num_classes=predictor.num_classes
-            )
-            held.fit(archs[:half], measured[:half])
-            result["corrected_holdout"] = scores(measured[half:], held.predict(archs[half:]))
-            predictor.fit(archs, measured)
-            model = profile.model_for(space)
-            validation = {**result["corrected_holdout"], "n_train": float(half),
-                          "n_test": float(args.n - half)}
-            from dataclasses import replace
-
-            profile = profile.with_model(
-                replace(model, predictor=predictor_to_json(predictor), validation=validation)
-            )
-            path = save_profile(profile, Path(args.profile).parent)
-            result["saved"] = str(path)
-    if args.csv:
-        import pandas as pd
-
-        from nas.rundir import atomic_write_text
-
-        frame = pd.DataFrame({"arch": [a.to_json() for a in archs], "measured_ms": measured,
-                              "predicted_ms": predicted})
-        atomic_write_text(args.csv, frame.to_csv(index=False))
     if args.json:
         print(json.dumps(result, indent=2))
-        return 0
+    else:
+        _print_scores(result, args.n)
+    return 0
+
+
+def _print_scores(result: dict[str, Any], n: int) -> None:
     for label in ("uncorrected", "corrected_holdout"):
         if label in result:
             s = result[label]
             print(f"{label:<18} kendall_tau {s['kendall_tau']:.3f}  spearman {s['spearman']:.3f}  "
                   f"mape {s['mape']:.1f}%  rmse {s['rmse']:.3f} ms")
     if "saved" in result:
-        print(f"wrote {result['saved']} (correction fitted on all {args.n} subnets)")
-    return 0
+        print(f"wrote {result['saved']} (correction fitted on all {n} subnets)")
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from predictors.table_import import fit_latency_model, read_arch_table
+    from nas.flow import DeviceInfo, import_profile, measure_profile
 
-    space = create_space(args.space)
-    archs, frame = read_arch_table(args.table, space, args.arch_columns)
-    if args.latency_column not in frame.columns:
-        raise UsageError(
-            f"{args.table}: no column {args.latency_column!r}; columns are {list(frame.columns)}"
-        )
-    model = fit_latency_model(
-        space, archs, frame[args.latency_column].to_numpy(dtype=float),
-        predictor=args.predictor, encoder=args.encoder,
-    )
-    profile = HardwareProfile(
-        name=args.name, kind=args.kind, device=args.device or args.name, runtime=args.runtime,
-        batch_size=args.batch_size, threads=args.threads, dtype=args.dtype,
-        provenance=Provenance(source=args.source, licence=args.licence, notes=args.notes),
-        latency={space.name: model},
-    )
-    target = Path(args.out) / f"{args.name}.json"
-    if target.is_file():
-        profile = HardwareProfile.from_dict(
-            {**load_profile(target).to_dict(), **{k: v for k, v in profile.to_dict().items()
-                                                   if k != "latency"}},
-            source=str(target),
-        ).with_model(model)
-    path = save_profile(profile, args.out)
+    options = {k: v for k, v in (("predictor", args.predictor), ("encoder", args.encoder)) if v}
+    if args.measure_here is not None:
+        if not args.run or args.table:
+            raise UsageError("--measure-here needs --run (whose space it times) and no --table")
+        from nas.cli.runs import resolve_run
+
+        run = resolve_run(args.run, args.runs_dir)
+        path = measure_profile(run, args.name, n=args.measure_here, **options)
+        model = load_profile(path).model_for(run.space)
+    else:
+        missing = [f for f, v in (("--space", args.space), ("--table", args.table),
+                                  ("--arch-columns", args.arch_columns),
+                                  ("--latency-column", args.latency_column),
+                                  ("--source", args.source), ("--licence", args.licence)) if not v]
+        if missing:
+            raise UsageError(f"importing a table needs {missing} (or --run with --measure-here)")
+        from nas.arch_table import read_arch_table
+
+        space = resolve_space(args.space)
+        archs, frame = read_arch_table(args.table, space, args.arch_columns)
+        if args.latency_column not in frame.columns:
+            raise UsageError(f"{args.table}: no column {args.latency_column!r}; columns are "
+                             f"{list(frame.columns)}")
+        info = DeviceInfo(kind=args.kind, device=args.device, runtime=args.runtime,
+                          batch_size=args.batch_size, threads=args.threads, dtype=args.dtype,
+                          source=args.source, licence=args.licence, notes=args.notes)
+        path, model = import_profile(space, archs, frame[args.latency_column].to_numpy(float),
+                                     name=args.name, out=_out(args), info=info, **options)
     if args.json:
         print(json.dumps({"profile": str(path), "validation": dict(model.validation)}, indent=2))
     else:

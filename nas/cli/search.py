@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from nas.cli import UsageError
+from nas.cli.runs import resolve_run
 
-EXAMPLE = """example:
-  nas search --run runs/tiny-sandwich --profiles nb201_pixel3,nb201_samsung_s7 \\
+EXAMPLE = """example: (on the run 'nas demo --quick --name demo-quick' leaves)
+  nas search --run runs/demo-quick --profiles nb201_pixel3,nb201_samsung_s7 \\
       --max-latency 12 --max-latency-for nb201_pixel3=8 --searcher evolution --budget 200
-  nas search --run runs/tiny-sandwich --profiles nb201_pixel3 --max-macs 300M --max-params 5e6
-  nas search --run runs/tiny-sandwich --profiles nb201_pixel3 --resume --budget 400
+  nas search --run runs/demo-quick --profiles nb201_pixel3 --max-macs 30M --max-params 1M
+  nas search --run runs/demo-quick --profiles nb201_pixel3 --latency-quantile 0.3 --sequential
 """
 
 
@@ -47,25 +48,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-latency", type=float, default=None, help="latency limit (ms), all profiles"
     )
-    p.add_argument("--max-latency-for", default="", help="per-profile limits: P=ms,Q=ms")
-    p.add_argument(
-        "--max-macs",
-        default=None,
-        help="MAC limit (multiply-accumulates, as 'nas stats' counts them), all profiles; "
-        "a number such as 3e8 or with a k/M/G suffix (300M)",
-    )
-    p.add_argument(
-        "--max-params",
-        default=None,
-        help="parameter-count limit, all profiles; a number such as 5e6 or 5M",
-    )
+    _limit_options(p)
     p.add_argument(
         "--accuracy",
-        choices=("auto", "measured", "predictor"),
+        choices=("auto", "measured", "predicted"),
         default="auto",
-        help="measure on the supernet or use RUN/predictors/accuracy (auto: predictor if present)",
+        help="the task metric: measured on the supernet, or predicted by the run's predictor "
+        "(auto: the predictor if the run has one)",
     )
-    p.add_argument("--images", type=int, default=512, help="validation images for measuring")
+    p.add_argument("--images", type=int, default=512,
+                   help="validation examples per measurement (with measured accuracy)")
     p.add_argument("--bn-batches", type=int, default=5, help="BN recalibration batches per subnet")
     p.add_argument("--resume", action="store_true", help="continue logged searches")
     p.add_argument("--address", default=None, help="join this Ray cluster")
@@ -81,12 +73,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def resolve_run(run: str, runs_dir: str) -> Path:
-    """``run`` as a path if it is a run directory, else ``runs_dir/run``."""
-    for path in (Path(run), Path(runs_dir) / run):
-        if (path / "space.json").is_file():
-            return path
-    raise UsageError(f"--run {run!r}: no run directory (no space.json) there or in {runs_dir}/")
+def _limit_options(p: argparse.ArgumentParser) -> None:
+    """The options that set each profile's constraints."""
+    p.add_argument("--max-latency-for", default="", help="per-profile limits: P=ms,Q=ms")
+    p.add_argument("--latency-quantile", type=float, default=None, metavar="Q",
+                   help="limit each profile's latency to the Q quantile (0-1) of its predicted "
+                   "latency over 2,000 random archs (where no other limit is given)")
+    p.add_argument(
+        "--max-macs",
+        default=None,
+        help="MAC limit (multiply-accumulates, as 'nas stats' counts them), all profiles; "
+        "a number such as 3e8 or with a k/M/G suffix (300M)",
+    )
+    p.add_argument(
+        "--max-params",
+        default=None,
+        help="parameter-count limit, all profiles; a number such as 5e6 or 5M",
+    )
 
 
 def _limits(args: argparse.Namespace, profiles: list[str]) -> dict[str, dict[str, float]]:
@@ -142,107 +145,59 @@ def _shared_constraints(args: argparse.Namespace) -> dict[str, float]:
     return out
 
 
-def _measured(run_dir: Path, args: argparse.Namespace) -> Any:
-    from nas.data import load_data, split
-    from nas.distributed.search import MeasuredAccuracy
-    from nas.registry import create_space
-    from nas.rundir import RunDir
-
-    info = RunDir.open(run_dir, create_space(RunDir.space_name(run_dir))).info().get("data") or {}
-    spec = info.get("data", "digits")
-    data = load_data(spec, split="train", limit=args.images * 4, seed=info.get("seed", 0))
-    bn, val = split(data, 0.25, seed=0)
-    return MeasuredAccuracy(data=val, bn_data=bn, n_bn_batches=args.bn_batches)
-
-
 def run(args: argparse.Namespace) -> int:
     from nas.cli.progress import progress_bar
-    from nas.distributed.search import DevicePlan, PredictedAccuracy, search_devices
-    from nas.selection import chosen_keys, export_trials, load_trained_supernet
+    from nas.devices import DevicePlan
+    from nas.flow import export_chosen, latency_limits, search_run
 
     run_dir = resolve_run(args.run, args.runs_dir)
     profiles = [p for p in args.profiles.split(",") if p]
     if not profiles:
         raise UsageError("--profiles: name at least one device profile")
-    if args.budget < 1:
-        raise UsageError(f"--budget must be >= 1, got {args.budget}")
-    shared = _shared_constraints(args)
-    predictor_path = run_dir / "predictors" / "accuracy"
-    use_predictor = args.accuracy == "predictor" or (
-        args.accuracy == "auto" and predictor_path.with_suffix(".json").is_file()
-    )
-    supernet = None
-    if use_predictor:
-        accuracy: Any = PredictedAccuracy(predictor_path)
-    else:
-        if not (run_dir / "supernet" / "checkpoint.pt").is_file():
-            raise UsageError(
-                f"{run_dir}: no supernet/checkpoint.pt to measure on (run 'nas train')"
-            )
-        supernet = load_trained_supernet(run_dir)
-        accuracy = _measured(run_dir, args)
-    plan = DevicePlan(
-        searcher=args.searcher,
-        budget=args.budget,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        constraints=_limits(args, profiles),
-        shared_constraints=shared,
-        info={
-            "sources": {
-                "accuracy": "predicted" if use_predictor else "measured",
-                "latency_ms": "predicted",
-                **{metric: "counted" for metric in shared},
-            }
-        },
-    )
+    if args.export_top < -1:
+        raise UsageError(f"--export-top must be >= -1, got {args.export_top}")
+    limits = _limits(args, profiles)
+    if args.latency_quantile is not None:
+        quantile = latency_limits(run_dir, profiles, args.latency_quantile, seed=args.seed)
+        limits = {p: limits.get(p, {"latency_ms": v}) for p, v in quantile.items()}
+    plan = DevicePlan(searcher=args.searcher, budget=args.budget, seed=args.seed,
+                      batch_size=args.batch_size, constraints=limits,
+                      shared_constraints=_shared_constraints(args))
     with progress_bar(total=len(profiles), desc="profiles searched", disable=args.json) as bar:
-        results = search_devices(
-            run_dir,
-            profiles,
-            plan,
-            supernet=supernet,
-            accuracy=accuracy,
-            resume=args.resume,
-            parallel=not args.sequential,
-            address=args.address,
-        )
+        results = search_run(run_dir, profiles, plan, accuracy=args.accuracy,
+                             images=args.images, bn_batches=args.bn_batches, resume=args.resume,
+                             parallel=not args.sequential, address=args.address)
         bar.update(len(profiles))
-    summary = {}
-    exported_any = False
+    exported = []
+    if args.export_top >= 0 and run_dir.checkpoint.is_file():
+        formats = [f for f in args.formats.split(",") if f]
+        exported = export_chosen(run_dir, results=results, top_k=args.export_top,
+                                 formats=formats)
+    _print(run_dir.path, results, exported, as_json=args.json)
+    return 0
+
+
+def _print(run_dir: Path, results: dict[str, Any], exported: list[Path], *,
+           as_json: bool) -> None:
+    summary: dict[str, Any] = {}
     for profile, result in results.items():
-        try:
-            best = result.best()
-            summary[profile] = {
-                "key": best.key,
-                **result.best_metrics(),
-                "arch": best.to_dict(),
-                "front": len(result.pareto),
-            }
-        except ValueError as exc:
-            summary[profile] = {"error": str(exc)}
-            continue
-        if args.export_top >= 0 and (run_dir / "supernet" / "checkpoint.pt").is_file():
-            supernet = supernet or load_trained_supernet(run_dir)
-            keys = chosen_keys(result.trials, dict(plan.objectives), args.export_top)
-            formats = [f for f in args.formats.split(",") if f]
-            paths = export_trials(run_dir, profile, supernet, keys, formats=formats)
-            summary[profile]["exported"] = [str(p) for p in paths]
-            exported_any = True
-    if args.json:
+        chosen = result.chosen(0)
+        summary[profile] = (
+            {"key": chosen[0].key, **result.best_metrics(), "arch": chosen[0].to_dict(),
+             "front": len(result.pareto),
+             "exported": [str(p) for p in exported if p.parent.name == profile]}
+            if chosen else {"error": f"no trial of {len(result)} meets the constraints"}
+        )
+    if as_json:
         print(json.dumps(summary, indent=2, default=str))
-        return 0
-    print(f"{'profile':<24}{'accuracy':>10}{'latency_ms':>12}{'front':>7}  key")
+        return
+    metric = next(iter(results.values())).problem.objectives.names[0]
+    print(f"{'profile':<24}{metric:>10}{'latency_ms':>12}{'front':>7}  key")
     for profile, row in summary.items():
         if "error" in row:
             print(f"{profile:<24}  {row['error']}")
             continue
-        print(
-            f"{profile:<24}{row.get('accuracy', float('nan')):>10.2f}"
-            f"{row.get('latency_ms', float('nan')):>12.3f}{row['front']:>7}  {row['key']}"
-        )
-    print(
-        f"trials and pareto.png in {run_dir}/search/<profile>/"
-        + (f"; exports in {run_dir}/exports/" if exported_any else "")
-    )
-    return 0
+        print(f"{profile:<24}{row.get(metric, float('nan')):>10.2f}"
+              f"{row.get('latency_ms', float('nan')):>12.3f}{row['front']:>7}  {row['key']}")
+    print(f"trials and pareto.png in {run_dir}/search/<profile>/"
+          + (f"; exports in {run_dir}/exports/" if exported else ""))

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from nas.cli import UsageError
 from nas.counting import count_many
 from nas.registry import create_space
 from nas.rundir import atomic_write_text
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             archs.append(reader(row))
         except (InvalidArchError, ValueError, SyntaxError) as exc:
-            raise ValueError(f"{args.archs}: row {i} (line {i + 1}): {exc}") from None
+            raise UsageError(f"{args.archs}: row {i} (line {i + 1}): {exc}") from None
     counts = count_many(space, archs, num_classes=args.num_classes)
     renamed = {c: f"{c}_input" for c in COUNTED if c in header}
     out_header = [renamed.get(c, c) for c in header] + list(COUNTED)
@@ -83,13 +84,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise UsageError(f"{path}: no such file")
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         header = list(reader.fieldnames or [])
         rows = list(reader)
     if not header:
-        raise ValueError(f"{path}: empty CSV (no header row)")
+        raise UsageError(f"{path}: empty CSV (no header row)")
     return header, rows
 
 
@@ -117,7 +118,7 @@ def _row_reader(space: SearchSpace, header: Sequence[str]) -> Any:
         return lambda row: space.from_ofa(
             {f: _parse_list(f, row[f]) for f in present if row[f] not in (None, "")}
         )
-    raise ValueError(
+    raise UsageError(
         f"cannot tell the architecture format from the CSV header {list(header)}; expected an "
         f"'arch' column, OFA columns {list(OFA_FIELDS)}, or the space's dimensions "
         f"({', '.join(space.names[:3])}, ...)"

@@ -32,12 +32,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--space", required=True, help="registered search space (see 'nas spaces')")
+    p.add_argument("--space", required=True,
+                   help="registered search space (see 'nas spaces'), or MODULE:NAME for a space "
+                   "your own module registers")
     p.add_argument(
         "--data",
         default="digits",
         help="'digits' (embedded) or a folder/.zip laid out as split/class/image",
     )
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a build option of the supernet beyond the space (e.g. NAS-Bench-201's "
+                   "channels=8, cells_per_stage=1, resolution=16); repeatable, recorded")
     p.add_argument("--schedule", choices=("sandwich", "progressive"), default="sandwich")
     p.add_argument("--epochs", type=int, default=5, help="total epochs (default 5)")
     p.add_argument("--batch-size", type=int, default=64, help="images per step and worker")
@@ -63,98 +68,56 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _load(args: argparse.Namespace) -> tuple[Any, Any]:
-    from nas.data import load_data, split
-
-    data = load_data(args.data, split="train", limit=args.limit, seed=args.seed)
-    if args.val_split is None:
-        return split(data, args.val_fraction, seed=args.seed)
-    if args.data == "digits":
-        raise UsageError("--val-split needs an image folder; digits has no splits")
-    return data, load_data(args.data, split=args.val_split, limit=args.limit, seed=args.seed)
-
-
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from nas.flow import train
+    from nas.registry import resolve_space
+    from nas.tasks import DataSpec
+    from nas.train import TrainConfig
 
-    import nas
-    from nas.train import TrainConfig, train_supernet
-
-    if args.workers < 1:
-        raise UsageError(f"--workers must be >= 1, got {args.workers}")
-    if args.threads is not None:
-        torch.set_num_threads(max(1, args.threads))
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
+    space = resolve_space(args.space)
     config = TrainConfig(
-        schedule=args.schedule,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        num_random=args.num_random,
-        seed=args.seed,
-        device=args.device,
-        amp=args.amp,
+        schedule=args.schedule, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        num_random=args.num_random, seed=args.seed, device=args.device, amp=args.amp,
         checkpoint_every=args.checkpoint_every,
     )
-    if args.data != "digits" and not Path(args.data).exists():
-        raise UsageError(f"--data {args.data!r}: no such file or folder (or use 'digits')")
-    run_dir = _prepare_run(args, nas.create_space(args.space))
-    train, val = _load(args)
-    torch.manual_seed(args.seed)
-    supernet = nas.create_supernet(args.space, num_classes=train.num_classes)
+    data = DataSpec(data=args.data, limit=args.limit, seed=args.seed,
+                    val_fraction=args.val_fraction, val_split=args.val_split)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    run_dir = Path(args.runs_dir) / (args.run or f"{space.name}-{args.schedule}")
     bar = _Bar(disable=args.json)
     try:
-        if args.workers > 1:
-            from nas.distributed.train import train_supernet_distributed
-
-            result = train_supernet_distributed(
-                supernet,
-                train,
-                val,
-                config,
-                run_dir,
-                workers=args.workers,
-                resume=args.resume,
-                progress=bar.update,
-                threads_per_worker=args.threads or 1,
-            )
-        else:
-            result = train_supernet(
-                supernet, train, val, config, run_dir, resume=args.resume, progress=bar.update
-            )
+        result = train(run_dir, space, data=data, config=config, resume=args.resume,
+                       supernet_options=_options(args.option),
+                       workers=args.workers, threads_per_worker=args.threads or 1,
+                       progress=bar.update)
     except KeyboardInterrupt:
         bar.close()
-        print(
-            f"nas train: interrupted; checkpoint saved in {run_dir.path}/supernet/ "
-            "(continue with the same command and --resume)",
-            file=sys.stderr,
-        )
+        print(f"nas train: interrupted; checkpoint saved in {run_dir}/supernet/ "
+              "(continue with the same command and --resume)", file=sys.stderr)
         return 130
     finally:
         bar.close()
-    _print_result(result, supernet, args.json)
+    _print_result(result, space, args.json)
     return 0
 
 
-def _prepare_run(args: argparse.Namespace, space: Any) -> Any:
-    """The run directory; a resumed run must read the same data as before."""
-    from nas.rundir import RunDir
-    from nas.train import check_resume
-
-    run = RunDir.create(Path(args.runs_dir) / (args.run or f"{args.space}-{args.schedule}"), space)
-    check_resume(run.path, args.resume)
-    data = {
-        "data": args.data,
-        "limit": args.limit,
-        "seed": args.seed,
-        "val_fraction": args.val_fraction,
-        "val_split": args.val_split,
-    }
-    before = run.info().get("data")
-    if args.resume and before is not None and before != data:
-        raise UsageError(f"--resume: the run was trained on {before}, not {data}")
-    if not args.resume:
-        run.update_info(data=data)
-    return run
+def _options(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` items as a dict (values parsed as JSON where they are, else strings)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise UsageError(f"--option {item!r}: expected KEY=VALUE, e.g. channels=8")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 class _Bar:
@@ -183,12 +146,13 @@ class _Bar:
             self.bar = None
 
 
-def _print_result(result: Any, supernet: Any, as_json: bool) -> None:
+def _print_result(result: Any, space: Any, as_json: bool) -> None:
     from nas.evaluation import reference_archs
+    from nas.tasks import task_for_space
 
-    refs = reference_archs(supernet.space)
+    refs, metric = reference_archs(space), task_for_space(space).metric
     rows = [
-        {"subnet": name, "arch": refs[name].key, "top1": m.get("top1"), "loss": m.get("loss")}
+        {"subnet": name, "arch": refs[name].key, metric: m.get(metric), "loss": m.get("loss")}
         for name, m in result.final.items()
     ]
     if as_json:
@@ -206,7 +170,7 @@ def _print_result(result: Any, supernet: Any, as_json: bool) -> None:
         )
         return
     print(f"run {result.run_dir}: {result.epochs} epochs, {result.steps} steps")
-    print(f"{'subnet':<10}{'arch':<14}{'val top-1 %':>12}{'val loss':>10}")
+    print(f"{'subnet':<10}{'arch':<14}{'val ' + metric:>14}{'val loss':>10}")
     for r in rows:
         loss = "" if r["loss"] is None else f"{r['loss']:.4f}"
-        print(f"{r['subnet']:<10}{r['arch']:<14}{r['top1']:>12.2f}{loss:>10}")
+        print(f"{r['subnet']:<10}{r['arch']:<14}{r[metric]:>14.2f}{loss:>10}")

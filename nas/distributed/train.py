@@ -17,10 +17,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,9 @@ import torch
 from nas.checkpoint import load_checkpoint
 from nas.data import ImageData
 from nas.distributed.local import ensure_ray, set_worker_threads
+from nas.errors import ConfigError
 from nas.rundir import RunDir
+from nas.tasks import task_for_space
 from nas.train import Progress, TrainConfig, TrainResult, check_resume, train_supernet
 
 log = logging.getLogger(__name__)
@@ -138,72 +141,81 @@ def train_supernet_distributed(
         >>> train_supernet_distributed(supernet, train, val, TrainConfig(), "runs/x", workers=2)
     """
     if not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive int, got {workers!r}")
+        raise ConfigError(f"workers must be a positive int, got {workers!r}")
     use_gpu = config.device != "cpu"
     if use_gpu and not torch.cuda.is_available():
-        raise ValueError(f"device={config.device!r} but CUDA is not available; use device='cpu'")
+        raise ConfigError(f"device={config.device!r} but CUDA is not available; use device='cpu'")
     ray = ensure_ray(ray_address)
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
     from ray.util.queue import Queue
 
     path = Path(run_dir.path if isinstance(run_dir, RunDir) else run_dir).resolve()
-    RunDir.create(path, supernet.space, kind="supernet-training")
-    check_resume(path, resume)
+    run = RunDir.create(path, supernet.space, kind="supernet-training")
+    check_resume(run, resume)
     queue = Queue(maxsize=10_000) if progress is not None else None
-    trainer = TorchTrainer(
+    loop_config = {"supernet": supernet.cpu(), "train_data": train_data, "val_data": val_data,
+                   "train_config": config, "run_dir": str(path), "resume": resume,
+                   "threads": threads_per_worker, "queue": queue}
+    trainer = _trainer(loop_config, run, workers=workers, use_gpu=use_gpu)
+    log.info("training on %d Ray Train workers (%s)", workers, "nccl" if use_gpu else "gloo")
+    with _draining(queue, progress):
+        try:
+            trainer.fit()
+        except Exception as exc:
+            raise RuntimeError(f"distributed training failed: {exc}") from exc
+    del ray
+    return _read_back(supernet, config, run)
+
+
+def _trainer(loop_config: dict[str, Any], run: RunDir, *, workers: int, use_gpu: bool) -> Any:
+    """A ``TorchTrainer`` running :func:`_worker` on ``workers`` workers (NCCL on GPU)."""
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    return TorchTrainer(
         _worker,
-        train_loop_config={
-            "supernet": supernet.cpu(),
-            "train_data": train_data,
-            "val_data": val_data,
-            "train_config": config,
-            "run_dir": str(path),
-            "resume": resume,
-            "threads": threads_per_worker,
-            "queue": queue,
-        },
+        train_loop_config=loop_config,
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
-        run_config=RunConfig(name="ray-train", storage_path=str(path / "supernet" / "ray")),
+        run_config=RunConfig(name="ray-train", storage_path=str(run.subdir("supernet", "ray"))),
     )
+
+
+@contextlib.contextmanager
+def _draining(queue: Any, progress: Callable[[Progress], None] | None) -> Iterator[None]:
+    """While the body runs, a thread hands rank 0's progress from ``queue`` to ``progress``;
+    afterwards the thread stops and the queue shuts down."""
     done = threading.Event()
     drainer = None
     if queue is not None and progress is not None:
         drainer = threading.Thread(target=_drain, args=(queue, progress, done), daemon=True)
         drainer.start()
-    log.info("training on %d Ray Train workers (%s)", workers, "nccl" if use_gpu else "gloo")
     try:
-        trainer.fit()
-    except Exception as exc:
-        raise RuntimeError(f"distributed training failed: {exc}") from exc
+        yield
     finally:
         done.set()
         if drainer is not None:
             drainer.join(timeout=5)
         if queue is not None:
             queue.shutdown()
-    del ray
-    return _read_back(supernet, config, path)
 
 
-def _read_back(supernet: Any, config: TrainConfig, path: Path) -> TrainResult:
+def _read_back(supernet: Any, config: TrainConfig, run: RunDir) -> TrainResult:
     """Load rank 0's final checkpoint into ``supernet`` and summarise the run."""
     import json
 
-    state = load_checkpoint(path / "supernet" / "checkpoint.pt", space=supernet.space)
+    state = load_checkpoint(run.checkpoint, space=supernet.space)
     supernet.load_state_dict(state["model"])
     supernet.to(config.device)
-    history_path = path / "supernet" / "history.jsonl"
-    history = [json.loads(line) for line in history_path.read_text().splitlines() if line]
+    history = [json.loads(line) for line in run.history.read_text().splitlines() if line]
     last = history[-1] if history else {}
+    metric = task_for_space(supernet.space).metric
     final = {
-        name: {"top1": float(last[f"val_top1_{name}"]), "loss": float(last[f"val_loss_{name}"])}
+        name: {metric: float(last[f"val_{metric}_{name}"]), "loss": float(last[f"val_loss_{name}"])}
         for name in ("smallest", "middle", "largest")
-        if f"val_top1_{name}" in last
+        if f"val_{metric}_{name}" in last
     }
     return TrainResult(
-        run_dir=path,
+        run_dir=run.path,
         steps=int(state["step"]),
         epochs=int(state["epoch"]),
         history=history,

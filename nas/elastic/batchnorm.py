@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.elastic.conv import build_uninitialized, check_width
+from nas.errors import ConfigError
 
 
 class ElasticBatchNorm2d(nn.BatchNorm2d):
@@ -55,7 +56,7 @@ class ElasticBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
         if c > self.max_features:
-            raise ValueError(f"input has {c} channels, more than max_features={self.max_features}")
+            raise ConfigError(f"input has {c} channels, more than max_features={self.max_features}")
         factor = 0.0
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)

@@ -28,6 +28,7 @@ from torch import nn
 from nas.blocks import ConvBNAct
 from nas.elastic.batchnorm import ElasticBatchNorm2d
 from nas.elastic.conv import ElasticConv2d
+from nas.errors import ConfigError
 from nas.layers import make_divisible
 
 
@@ -85,7 +86,7 @@ class Bottleneck(nn.Module):
             >>> Bottleneck.build(256, 512, mid_channels=128, stride=2)
         """
         if not downsample and (stride != 1 or in_channels != out_channels):
-            raise ValueError(
+            raise ConfigError(
                 "an identity shortcut needs stride 1 and in_channels == out_channels, got "
                 f"stride={stride}, in_channels={in_channels}, out_channels={out_channels}"
             )
@@ -174,9 +175,9 @@ class ElasticBottleneck(nn.Module):
     ) -> None:
         super().__init__()
         if not in_channels or not out_channels or not expand_ratios:
-            raise ValueError("in_channels, out_channels and expand_ratios must be non-empty")
+            raise ConfigError("in_channels, out_channels and expand_ratios must be non-empty")
         if stride not in (1, 2):
-            raise ValueError(f"stride must be 1 or 2, got {stride!r}")
+            raise ConfigError(f"stride must be 1 or 2, got {stride!r}")
         self.in_choices = tuple(sorted(int(c) for c in in_channels))
         self.out_choices = tuple(sorted(int(c) for c in out_channels))
         self.expand_ratios = tuple(sorted(float(e) for e in expand_ratios))
@@ -230,9 +231,9 @@ class ElasticBottleneck(nn.Module):
             ("expand_ratio", expand_ratio, self.expand_ratios),
         ):
             if value not in allowed:
-                raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+                raise ConfigError(f"{name} must be one of {list(allowed)}, got {value!r}")
         if self.identity and in_channels != out_channels:
-            raise ValueError(
+            raise ConfigError(
                 f"identity-shortcut block needs in_channels == out_channels, got "
                 f"{in_channels} and {out_channels}"
             )

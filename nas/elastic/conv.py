@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from nas.errors import ConfigError
+
 M = TypeVar("M", bound=nn.Module)
 
 
@@ -63,7 +65,7 @@ def build_uninitialized(factory: Callable[[], M], device: torch.device) -> M:
 def check_width(name: str, value: int, maximum: int) -> int:
     """``value`` if it is an int in ``1..maximum``, else a ``ValueError`` naming ``name``."""
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= maximum:
-        raise ValueError(f"{name} must be an int in 1..{maximum}, got {value!r}")
+        raise ConfigError(f"{name} must be an int in 1..{maximum}, got {value!r}")
     return value
 
 
@@ -142,7 +144,7 @@ class ElasticConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cin = x.shape[1]
         if cin > self.max_in_channels:
-            raise ValueError(
+            raise ConfigError(
                 f"input has {cin} channels, more than max_in_channels={self.max_in_channels}"
             )
         return F.conv2d(
@@ -212,7 +214,7 @@ class ElasticDepthwiseConv2d(nn.Conv2d):
     ) -> None:
         sizes = sorted(set(int(k) for k in kernel_sizes))
         if not sizes or any(k < 1 or k % 2 == 0 for k in sizes):
-            raise ValueError(f"kernel_sizes must be odd positive ints, got {list(kernel_sizes)}")
+            raise ConfigError(f"kernel_sizes must be odd positive ints, got {list(kernel_sizes)}")
         super().__init__(
             max_channels,
             max_channels,
@@ -246,7 +248,7 @@ class ElasticDepthwiseConv2d(nn.Conv2d):
     @active_kernel_size.setter
     def active_kernel_size(self, value: int) -> None:
         if value not in self.kernel_sizes:
-            raise ValueError(
+            raise ConfigError(
                 f"active_kernel_size must be one of {list(self.kernel_sizes)}, got {value!r}"
             )
         self._active_kernel = value
@@ -291,7 +293,7 @@ class ElasticDepthwiseConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
         if c > self.max_channels:
-            raise ValueError(f"input has {c} channels, more than max_channels={self.max_channels}")
+            raise ConfigError(f"input has {c} channels, more than max_channels={self.max_channels}")
         k = self._active_kernel
         return F.conv2d(x, self.active_weight(c, k), None, self.stride, k // 2, 1, c)
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.elastic.conv import build_uninitialized, check_width
+from nas.errors import ConfigError
 
 
 class ElasticLinear(nn.Linear):
@@ -51,7 +52,7 @@ class ElasticLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-1]
         if n > self.max_in_features:
-            raise ValueError(
+            raise ConfigError(
                 f"input has {n} features, more than max_in_features={self.max_in_features}"
             )
         return F.linear(x, self._weight(n), self.bias)

@@ -23,6 +23,7 @@ from nas.blocks import MBConv, activation, make_divisible
 from nas.elastic.batchnorm import ElasticBatchNorm2d
 from nas.elastic.conv import ElasticConv2d, ElasticDepthwiseConv2d, build_uninitialized
 from nas.elastic.squeeze_excite import ElasticSqueezeExcite
+from nas.errors import ConfigError
 
 
 def mid_channels(in_channels: int, expand_ratio: float, divisor: int = 8) -> int:
@@ -59,7 +60,7 @@ class ElasticMBConv(nn.Module):
         super().__init__()
         ratios = tuple(sorted(set(expand_ratios)))
         if not ratios or min(ratios) <= 1:
-            raise ValueError(f"expand_ratios must all be > 1, got {list(expand_ratios)}")
+            raise ConfigError(f"expand_ratios must all be > 1, got {list(expand_ratios)}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_sizes = tuple(sorted(set(kernel_sizes)))
@@ -105,7 +106,7 @@ class ElasticMBConv(nn.Module):
             ValueError: a value is not one of the allowed ones.
         """
         if expand_ratio not in self.expand_ratios:
-            raise ValueError(
+            raise ConfigError(
                 f"expand_ratio must be one of {list(self.expand_ratios)}, got {expand_ratio!r}"
             )
         self.depthwise_conv.active_kernel_size = kernel_size  # validates

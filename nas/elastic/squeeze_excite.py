@@ -17,6 +17,7 @@ from torch import nn
 
 from nas.blocks import SqueezeExcite, se_channels
 from nas.elastic.conv import build_uninitialized
+from nas.errors import ConfigError
 
 
 class ElasticSqueezeExcite(nn.Module):
@@ -56,7 +57,7 @@ class ElasticSqueezeExcite(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
         if c > self.max_channels:
-            raise ValueError(f"input has {c} channels, more than max_channels={self.max_channels}")
+            raise ConfigError(f"input has {c} channels, more than max_channels={self.max_channels}")
         rw, rb, ew, eb = self._weights(c)
         y = x.mean((2, 3), keepdim=True)
         y = F.relu(F.conv2d(y, rw, rb), inplace=True)

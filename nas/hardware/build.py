@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.errors import ConfigError
 from nas.hardware.measure import measure_latency
 from nas.registry import REGISTRY
 from nas.rundir import atomic_write_json, read_json
@@ -48,7 +49,7 @@ def layers_function(space: SearchSpace) -> Callable[..., list[Any]]:
     """The space's registered ``layers(space, arch, num_classes)``; ``ValueError`` if none."""
     layers = REGISTRY.entry(space.name).layers
     if layers is None:
-        raise ValueError(f"search space {space.name!r} registers no layers function")
+        raise ConfigError(f"search space {space.name!r} registers no layers function")
     return layers
 
 
@@ -129,63 +130,100 @@ def build_lookup_table(
         progress: called with ``(done, total)`` after every layer.
     """
     if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds}")
+        raise ConfigError(f"rounds must be >= 1, got {rounds}")
     specs = distinct_layers(space, num_classes=num_classes)
-    done: dict[str, list[dict[str, float]]] = {}
-    settings: dict[str, Any] = {
-        "space": space.name, "fingerprint": space.fingerprint(), "runtime": runtime,
-        "batch_size": batch_size, "device": device, "threads": threads, "clock": clock,
-    }
-    if min_time_s:
-        settings["min_time_s"] = min_time_s
-    if partial_path is not None and Path(partial_path).is_file():
-        partial = read_json(partial_path)
-        if not isinstance(partial, dict) or partial.get("settings") != settings:
-            raise ValueError(
-                f"{partial_path}: partial results were measured with other settings "
+    timing: dict[str, Any] = {"runtime": runtime, "warmup": warmup, "repeats": repeats,
+                              "device": device, "threads": threads, "clock": clock,
+                              "min_time_s": min_time_s}
+    partial = _PartialTable(partial_path, space, batch_size, timing)
+    done = partial.load(len(specs))
+
+    def visit(i: int, r: int) -> bool:
+        spec = specs[i]
+        if len(done.get(spec.key, [])) > r:
+            return False  # timed before an interruption
+        stats = measure_latency(spec.build(), spec.input_shape(batch_size), **timing)
+        done.setdefault(spec.key, []).append(stats.to_dict())
+        partial.save(done, force=False)
+        return True
+
+    count = sum(min(len(v), rounds) for v in done.values())
+    try:
+        _sweep(len(specs), rounds, seed, visit, progress, done=count,
+               end_round=lambda: partial.save(done, force=True))
+    except BaseException:
+        partial.save(done, force=True)  # keep what was timed, for the resume
+        raise
+    return {s.key: _merge(done[s.key][:rounds]) for s in specs}
+
+
+class _PartialTable:
+    """The partial-results file of :func:`build_lookup_table`: the layers timed so far."""
+
+    def __init__(
+        self, path: str | Path | None, space: SearchSpace, batch_size: int, timing: dict[str, Any]
+    ) -> None:
+        self.path = path
+        # what a resumed build must share with the partial results (warm-up and repeats may
+        # change between runs)
+        self.settings: dict[str, Any] = {
+            "space": space.name, "fingerprint": space.fingerprint(), "runtime": timing["runtime"],
+            "batch_size": batch_size, "device": timing["device"], "threads": timing["threads"],
+            "clock": timing["clock"],
+        }
+        if timing["min_time_s"]:
+            self.settings["min_time_s"] = timing["min_time_s"]
+        self._saved_at = time.monotonic()
+
+    def load(self, n_specs: int) -> dict[str, list[dict[str, float]]]:
+        """The stats per layer key timed before (empty without a file); raises if the file
+        was measured with other settings."""
+        if self.path is None or not Path(self.path).is_file():
+            return {}
+        partial = read_json(self.path)
+        if not isinstance(partial, dict) or partial.get("settings") != self.settings:
+            raise ConfigError(
+                f"{self.path}: partial results were measured with other settings "
                 f"({partial.get('settings') if isinstance(partial, dict) else partial!r}); "
                 "delete the file or use the same settings"
             )
         done = {k: list(v) for k, v in partial.get("layers", {}).items()}
-        log.info("resuming: %d of %d layers already timed", len(done), len(specs))
-    total = len(specs) * rounds
-    saved_at = time.monotonic()
+        log.info("resuming: %d of %d layers already timed", len(done), n_specs)
+        return done
 
-    def save(force: bool) -> None:
-        nonlocal saved_at
-        if partial_path is not None and (force or time.monotonic() - saved_at >= SAVE_EVERY_S):
-            atomic_write_json(partial_path, {"settings": settings, "layers": done})
-            saved_at = time.monotonic()
+    def save(self, done: dict[str, list[dict[str, float]]], *, force: bool) -> None:
+        """Rewrite the file atomically (at most every :data:`SAVE_EVERY_S` unless ``force``)."""
+        if self.path is not None and (
+            force or time.monotonic() - self._saved_at >= SAVE_EVERY_S
+        ):
+            atomic_write_json(self.path, {"settings": self.settings, "layers": done})
+            self._saved_at = time.monotonic()
 
-    count = sum(min(len(v), rounds) for v in done.values())
-    try:
-        for r in range(rounds):
-            # rounds sweep every layer in turn, each in a new order, so a busy spell hits
-            # random layers, not a run of similar ones
-            for spec in _order(specs, rounds, seed, r):
-                if len(done.get(spec.key, [])) > r:
-                    continue  # timed before an interruption
-                stats = measure_latency(
-                    spec.build(),
-                    spec.input_shape(batch_size),
-                    runtime=runtime,
-                    warmup=warmup,
-                    repeats=repeats,
-                    device=device,
-                    threads=threads,
-                    clock=clock,
-                    min_time_s=min_time_s,
-                )
-                done.setdefault(spec.key, []).append(stats.to_dict())
-                count += 1
-                save(force=False)
+
+def _sweep(
+    n: int,
+    rounds: int,
+    seed: int,
+    visit: Callable[[int, int], bool],
+    progress: Callable[[int, int], None] | None,
+    *,
+    done: int = 0,
+    end_round: Callable[[], None] | None = None,
+) -> None:
+    """``visit(i, r)`` every item ``i < n`` in each round ``r``, in the round's order (see
+    :func:`_order`); ``progress(done, n * rounds)`` after each visit that measured (``True``).
+
+    Rounds sweep every item in turn, each in a new order, so a busy spell hits random items,
+    not a run of similar ones.
+    """
+    for r in range(rounds):
+        for i in _order(list(range(n)), rounds, seed, r):
+            if visit(i, r):
+                done += 1
                 if progress is not None:
-                    progress(count, total)
-            save(force=True)
-    except BaseException:
-        save(force=True)  # keep what was timed, for the resume
-        raise
-    return {s.key: _merge(done[s.key][:rounds]) for s in specs}
+                    progress(done, n * rounds)
+        if end_round is not None:
+            end_round()
 
 
 def _order(items: list[Any], rounds: int, seed: int, r: int) -> list[Any]:
@@ -240,35 +278,32 @@ def measure_subnets(
     from nas.registry import create_supernet
 
     if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds}")
+        raise ConfigError(f"rounds must be >= 1, got {rounds}")
     supernet: Any = create_supernet(space.name, num_classes=num_classes)
     supernet.eval()
     runs: list[list[dict[str, float]]] = [[] for _ in archs]
     # with several rounds the models stay built and are timed in turn, round after round
     models: dict[int, Any] = {}
-    done = 0
-    for r in range(rounds):
-        for i in _order(list(range(len(archs))), rounds, seed, r):
-            arch = archs[i]
-            model = models.get(i) or supernet.extract(arch)
-            if rounds > 1:
-                models[i] = model
-            res = int(arch["resolution"]) if "resolution" in space.names else int(
-                space.meta.get("resolution", 224)
-            )
-            stats = measure_latency(
-                model,
-                (batch_size, 3, res, res),
-                runtime=runtime,
-                warmup=warmup if r == 0 else 1,
-                repeats=repeats,
-                device=device,
-                threads=threads,
-                clock=clock,
-                min_time_s=min_time_s,
-            )
-            runs[i].append(stats.to_dict())
-            done += 1
-            if progress is not None:
-                progress(done, rounds * len(archs))
+    timing: dict[str, Any] = {"runtime": runtime, "repeats": repeats, "device": device,
+                              "threads": threads, "clock": clock, "min_time_s": min_time_s}
+
+    def visit(i: int, r: int) -> bool:
+        arch = archs[i]
+        model = models.get(i) or supernet.extract(arch)
+        if rounds > 1:
+            models[i] = model
+        res = _resolution(space, arch)
+        shape = (batch_size, 3, res, res)
+        stats = measure_latency(model, shape, warmup=warmup if r == 0 else 1, **timing)
+        runs[i].append(stats.to_dict())
+        return True
+
+    _sweep(len(archs), rounds, seed, visit, progress)
     return [_merge(x) for x in runs]
+
+
+def _resolution(space: SearchSpace, arch: ArchConfig) -> int:
+    """The input resolution of ``arch``: its ``resolution`` dimension, else the space's."""
+    if "resolution" in space.names:
+        return int(arch["resolution"])
+    return int(space.meta.get("resolution", 224))

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from nas.errors import ConfigError
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -106,28 +108,45 @@ def measure_latency(
     Example:
         >>> measure_latency(spec.build(), spec.input_shape(1), repeats=5).median_ms
     """
-    if runtime not in MEASURE_RUNTIMES:
-        raise ValueError(f"runtime must be one of {list(MEASURE_RUNTIMES)}, got {runtime!r}")
-    if warmup < 0 or repeats < 1:
-        raise ValueError(f"need warmup >= 0 and repeats >= 1, got {warmup} and {repeats}")
-    if not input_shape or any(int(s) < 1 for s in input_shape):
-        raise ValueError(f"input_shape must be positive sizes, got {input_shape}")
-    if clock not in CLOCKS:
-        raise ValueError(f"clock must be one of {list(CLOCKS)}, got {clock!r}")
-    if min_time_s < 0 or max_repeats < repeats:
-        raise ValueError(
-            f"need min_time_s >= 0 and max_repeats >= repeats, got {min_time_s} and {max_repeats}"
-        )
-    if clock == "thread_cpu" and (runtime != "torch" or device != "cpu" or threads != 1):
-        raise ValueError(
-            "clock='thread_cpu' needs runtime='torch', device='cpu' and threads=1, got "
-            f"runtime={runtime!r}, device={device!r}, threads={threads!r}"
-        )
+    _check_options(
+        runtime, warmup, repeats, input_shape, clock, min_time_s, max_repeats, device, threads
+    )
     budget = _Budget(repeats, min_time_s, max_repeats)
     if runtime == "onnxruntime":
         return _measure_onnxruntime(model, input_shape, warmup, budget, threads)
     timer = time.thread_time if clock == "thread_cpu" else time.perf_counter
     return _measure_torch(model, input_shape, warmup, budget, device, threads, timer)
+
+
+def _check_options(
+    runtime: str,
+    warmup: int,
+    repeats: int,
+    input_shape: tuple[int, ...],
+    clock: str,
+    min_time_s: float,
+    max_repeats: int,
+    device: str,
+    threads: int | None,
+) -> None:
+    """Raise ``ValueError`` naming the first argument of :func:`measure_latency` not allowed."""
+    if runtime not in MEASURE_RUNTIMES:
+        raise ConfigError(f"runtime must be one of {list(MEASURE_RUNTIMES)}, got {runtime!r}")
+    if warmup < 0 or repeats < 1:
+        raise ConfigError(f"need warmup >= 0 and repeats >= 1, got {warmup} and {repeats}")
+    if not input_shape or any(int(s) < 1 for s in input_shape):
+        raise ConfigError(f"input_shape must be positive sizes, got {input_shape}")
+    if clock not in CLOCKS:
+        raise ConfigError(f"clock must be one of {list(CLOCKS)}, got {clock!r}")
+    if min_time_s < 0 or max_repeats < repeats:
+        raise ConfigError(
+            f"need min_time_s >= 0 and max_repeats >= repeats, got {min_time_s} and {max_repeats}"
+        )
+    if clock == "thread_cpu" and (runtime != "torch" or device != "cpu" or threads != 1):
+        raise ConfigError(
+            "clock='thread_cpu' needs runtime='torch', device='cpu' and threads=1, got "
+            f"runtime={runtime!r}, device={device!r}, threads={threads!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -159,7 +178,7 @@ def _measure_torch(
     dev = torch.device(device)
     cuda = dev.type == "cuda"
     if cuda and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
+        raise ConfigError(f"device {device!r} requested but CUDA is not available")
     previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)

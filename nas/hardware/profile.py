@@ -26,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from nas.errors import MissingFileError, ProfileError
 from nas.rundir import atomic_write_json, read_json
 from nas.space import SearchSpace
 
@@ -84,6 +85,9 @@ class LatencyModel:
         validation: scores on measurements the model was not fitted on (``kendall_tau``,
             ``spearman``, ``rmse``, ``mape``, ``n``).
         num_classes: classifier width the layers were described with (lookup tables).
+        selection: how the model was chosen, as JSON: the cross-validation table of the
+            candidates, the priors a transfer used and its evidence, the advice on measuring
+            more (empty when nothing was chosen).
     """
 
     space: str
@@ -92,16 +96,17 @@ class LatencyModel:
     predictor: Mapping[str, Any] | None = None
     validation: Mapping[str, float] = field(default_factory=dict)
     num_classes: int = 1000
+    selection: Mapping[str, Any] = field(default_factory=dict)
 
     def check_space(self, space: SearchSpace, *, source: str = "") -> None:
         """Raise ``ValueError`` unless this model was built for ``space``."""
         where = f"{source}: " if source else ""
         if self.space != space.name:
-            raise ValueError(
+            raise ProfileError(
                 f"{where}latency model field 'space' is {self.space!r}, not {space.name!r}"
             )
         if self.fingerprint and self.fingerprint != space.fingerprint():
-            raise ValueError(
+            raise ProfileError(
                 f"{where}latency model for {space.name!r} has fingerprint {self.fingerprint}, "
                 f"but the space's is {space.fingerprint()}: it was built for another version"
             )
@@ -138,21 +143,21 @@ class HardwareProfile:
         _check_choice("runtime", self.runtime, RUNTIMES)
         _check_choice("dtype", self.dtype, DTYPES)
         if not self.name or any(c in self.name for c in "/\\ "):
-            raise ValueError(
+            raise ProfileError(
                 f"profile field 'name' must be a non-empty file stem, got {self.name!r}"
             )
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(
+            raise ProfileError(
                 f"profile field 'batch_size' must be an int >= 1, got {self.batch_size!r}"
             )
         if not isinstance(self.threads, int) or self.threads < 0:
-            raise ValueError(f"profile field 'threads' must be an int >= 0, got {self.threads!r}")
+            raise ProfileError(f"profile field 'threads' must be an int >= 0, got {self.threads!r}")
 
     def model_for(self, space: SearchSpace) -> LatencyModel:
         """The latency model of ``space``; ``ValueError`` naming the spaces it has otherwise."""
         model = self.latency.get(space.name)
         if model is None:
-            raise ValueError(
+            raise ProfileError(
                 f"profile {self.name!r} has no latency model for space {space.name!r}; "
                 f"it has {sorted(self.latency)}"
             )
@@ -179,33 +184,23 @@ class HardwareProfile:
                 "licence": self.provenance.licence,
                 "notes": self.provenance.notes,
             },
-            "latency": {
-                name: {
-                    "space": m.space,
-                    "fingerprint": m.fingerprint,
-                    "num_classes": m.num_classes,
-                    "validation": dict(m.validation),
-                    "lut": dict(m.lut),
-                    "predictor": m.predictor,
-                }
-                for name, m in self.latency.items()
-            },
+            "latency": {name: _model_to_dict(m) for name, m in self.latency.items()},
         }
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "profile") -> HardwareProfile:
         """Parse :meth:`to_dict` output; ``ValueError`` naming ``source`` and the bad field."""
         if not isinstance(data, dict):
-            raise ValueError(f"{source}: a profile is a JSON object, got {type(data).__name__}")
+            raise ProfileError(f"{source}: a profile is a JSON object, got {type(data).__name__}")
         missing = [f for f in ("name", "kind", "device", "runtime", "provenance") if f not in data]
         if missing:
-            raise ValueError(f"{source}: missing field(s) {missing}")
+            raise ProfileError(f"{source}: missing field(s) {missing}")
         prov = data["provenance"]
         if not isinstance(prov, dict) or not {"source", "licence"} <= set(prov):
-            raise ValueError(f"{source}: field 'provenance' needs 'source' and 'licence'")
+            raise ProfileError(f"{source}: field 'provenance' needs 'source' and 'licence'")
         latency = data.get("latency", {})
         if not isinstance(latency, dict):
-            raise ValueError(f"{source}: field 'latency' must map space names to models")
+            raise ProfileError(f"{source}: field 'latency' must map space names to models")
         try:
             models = {name: _model_from_dict(name, m, source) for name, m in latency.items()}
             return cls(
@@ -227,25 +222,42 @@ class HardwareProfile:
             message = str(exc)
             if not message.startswith(source):
                 message = f"{source}: {message}"
-            raise ValueError(message) from None
+            raise ProfileError(message) from None
+
+
+def _model_to_dict(m: LatencyModel) -> dict[str, Any]:
+    out = {
+        "space": m.space,
+        "fingerprint": m.fingerprint,
+        "num_classes": m.num_classes,
+        "validation": dict(m.validation),
+        "lut": dict(m.lut),
+        "predictor": m.predictor,
+    }
+    if m.selection:  # absent in profiles from before model selection: keep them unchanged
+        out["selection"] = dict(m.selection)
+    return out
 
 
 def _model_from_dict(name: str, m: Any, source: str) -> LatencyModel:
     where = f"field 'latency.{name}'"
     if not isinstance(m, dict):
-        raise ValueError(f"{source}: {where} must be an object")
+        raise ProfileError(f"{source}: {where} must be an object")
     lut = m.get("lut") or {}
     if not isinstance(lut, dict) or not all(
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in lut.values()
     ):
-        raise ValueError(f"{source}: {where}.lut must map layer keys to milliseconds")
+        raise ProfileError(f"{source}: {where}.lut must map layer keys to milliseconds")
     predictor = m.get("predictor")
     if predictor is not None and not isinstance(predictor, dict):
-        raise ValueError(f"{source}: {where}.predictor must be an object or null")
+        raise ProfileError(f"{source}: {where}.predictor must be an object or null")
     if not lut and predictor is None:
-        raise ValueError(f"{source}: {where} has neither a 'lut' nor a 'predictor'")
+        raise ProfileError(f"{source}: {where} has neither a 'lut' nor a 'predictor'")
     if m.get("space", name) != name:
-        raise ValueError(f"{source}: {where}.space is {m.get('space')!r}, expected {name!r}")
+        raise ProfileError(f"{source}: {where}.space is {m.get('space')!r}, expected {name!r}")
+    selection = m.get("selection") or {}
+    if not isinstance(selection, dict):
+        raise ProfileError(f"{source}: {where}.selection must be an object or absent")
     return LatencyModel(
         space=name,
         fingerprint=str(m.get("fingerprint", "")),
@@ -253,18 +265,31 @@ def _model_from_dict(name: str, m: Any, source: str) -> LatencyModel:
         predictor=predictor,
         validation={str(k): float(v) for k, v in (m.get("validation") or {}).items()},
         num_classes=int(m.get("num_classes", 1000)),
+        selection=selection,
     )
 
 
 def _check_choice(field_name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"profile field {field_name!r} is {value!r}; allowed: {list(allowed)}")
+        raise ProfileError(f"profile field {field_name!r} is {value!r}; allowed: {list(allowed)}")
+
+
+def user_profile_dir() -> Path:
+    """Where profiles a user builds or imports go by default: the first ``$NAS_PROFILE_PATH``
+    folder, else ``$XDG_DATA_HOME/ofa-nas/profiles`` (``~/.local/share/...``); never the
+    installed package."""
+    extra = [p for p in os.environ.get("NAS_PROFILE_PATH", "").split(os.pathsep) if p]
+    if extra:
+        return Path(extra[0])
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "ofa-nas" / "profiles"
 
 
 def profile_dirs() -> list[Path]:
-    """Folders searched for profiles: ``$NAS_PROFILE_PATH`` entries, then the shipped ones."""
+    """Folders searched for profiles: ``$NAS_PROFILE_PATH`` entries, the user's profile folder
+    (:func:`user_profile_dir`), then the shipped ones."""
     extra = [Path(p) for p in os.environ.get("NAS_PROFILE_PATH", "").split(os.pathsep) if p]
-    return [*extra, PROFILE_DIR]
+    return list(dict.fromkeys([*extra, user_profile_dir(), PROFILE_DIR]))
 
 
 def list_profiles() -> list[str]:
@@ -291,7 +316,7 @@ def load_profile(name_or_path: str | Path) -> HardwareProfile:
                 path = candidate
                 break
         else:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"no hardware profile {str(name_or_path)!r}; known profiles: {list_profiles()}"
             )
     return HardwareProfile.from_dict(read_json(path), source=str(path))

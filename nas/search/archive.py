@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from nas.search.base import Problem, canonical_rows, row_key_array, row_keys, rows_to_archs
+from nas.errors import ConfigError
+from nas.search.base import Problem, canonical_rows, row_keys
 from nas.space import ArchConfig
 
 _MAX_FILL_ROUNDS = 8  # bounded retries when topping up a batch with random rows
@@ -145,12 +146,12 @@ class IndexSearcher:
     # ------------------------------------------------------------------ ask/tell
     def ask(self, n: int) -> list[ArchConfig]:
         """Up to ``n`` new architectures."""
-        return rows_to_archs(self.space, self.ask_indices(n))
+        return self.space.from_index_matrix(self.ask_indices(n))
 
     def tell(self, archs: Sequence[ArchConfig], metrics: Sequence[Mapping[str, float]]) -> None:
         """Report metrics of ``archs`` (asked or not)."""
         if len(archs) != len(metrics):
-            raise ValueError(f"tell: {len(archs)} archs but {len(metrics)} metric dicts")
+            raise ConfigError(f"tell: {len(archs)} archs but {len(metrics)} metric dicts")
         if not archs:
             return
         rows = self.space.indices(list(archs), fill_inactive=False)
@@ -234,7 +235,7 @@ class IndexSearcher:
         rounds = 0
         while pools and count < n:
             pool = pools.pop(0)
-            key_array = row_key_array(self.space, pool)
+            key_array = self.space.network_ids(pool)
             keys = key_array.tolist()
             # one pass over the told/pending sets (no copy of the archive's keys) ...
             ok = np.fromiter(

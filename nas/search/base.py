@@ -14,13 +14,13 @@ Example:
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from nas.errors import ConfigError
 from nas.space import ArchConfig, SearchSpace
 
 Direction = Literal["min", "max"]
@@ -90,12 +90,12 @@ class Objectives:
         if isinstance(spec, Objectives):
             return spec
         if not isinstance(spec, Mapping) or not spec:
-            raise ValueError(
+            raise ConfigError(
                 f"objectives must be a non-empty mapping of metric to 'min' or 'max', got {spec!r}"
             )
         for name, direction in spec.items():
             if direction not in ("min", "max"):
-                raise ValueError(
+                raise ConfigError(
                     f"objectives[{name!r}] = {direction!r}; allowed values are 'min' and 'max'"
                 )
         return cls(names=tuple(spec), directions=tuple(spec.values()))  # type: ignore[arg-type]
@@ -151,7 +151,7 @@ class Constraints:
         if isinstance(spec, Constraints):
             return spec
         if not isinstance(spec, Mapping):
-            raise ValueError(f"constraints must be a mapping of metric to limit, got {spec!r}")
+            raise ConfigError(f"constraints must be a mapping of metric to limit, got {spec!r}")
         items = []
         for metric, value in spec.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -166,7 +166,7 @@ class Constraints:
                 bound: Bound = "lower" if value[0] == "min" else "upper"
                 items.append(Constraint(metric=metric, limit=float(value[1]), bound=bound))
                 continue
-            raise ValueError(
+            raise ConfigError(
                 f"constraints[{metric!r}] = {value!r}; allowed forms are a number (upper bound), "
                 "('max', number) or ('min', number)"
             )
@@ -206,7 +206,7 @@ class Problem:
     ) -> Problem:
         """Validate and build a problem."""
         if not isinstance(space, SearchSpace):
-            raise ValueError(f"space must be a SearchSpace, got {type(space).__name__}")
+            raise ConfigError(f"space must be a SearchSpace, got {type(space).__name__}")
         return cls(
             space=space,
             objectives=Objectives.parse(objectives),
@@ -227,7 +227,7 @@ class Problem:
             try:
                 out[name] = np.array([float(m[name]) for m in metrics], dtype=np.float64)
             except KeyError:
-                raise ValueError(
+                raise ConfigError(
                     f"the evaluator returned no {name!r} metric; "
                     f"the search needs {list(self.metrics)}"
                 ) from None
@@ -238,13 +238,13 @@ class Problem:
         out = {}
         for name in self.metrics:
             if name not in columns:
-                raise ValueError(
+                raise ConfigError(
                     f"the evaluator returned no {name!r} metric; "
                     f"the search needs {list(self.metrics)}"
                 )
             col = np.asarray(columns[name], dtype=np.float64).reshape(-1)
             if len(col) != n:
-                raise ValueError(
+                raise ConfigError(
                     f"the evaluator returned {len(col)} values of {name!r} for {n} archs"
                 )
             out[name] = col
@@ -256,85 +256,16 @@ class Problem:
         return F, self.constraints.violation(columns, len(F))
 
 
-class _RowPlan:
-    """Per-space constants for vectorised row operations (computed once per space)."""
-
-    def __init__(self, space: SearchSpace) -> None:
-        names = space.names
-        self.n_dims = len(space.choices)
-        self.sizes = np.array([len(c.values) for c in space.choices], dtype=np.int64)
-        # (dim, parent dim, allowed[parent value index]) for each conditional dimension
-        self.conditions = []
-        for i, c in enumerate(space.choices):
-            if c.when is not None:
-                parent = names.index(c.when.dim)
-                values = np.asarray(space.choices[parent].values)
-                self.conditions.append((i, parent, values >= c.when.at_least))
-        # the same, vectorised: one gather decides every conditional dimension at once
-        self.cond_dims = np.array([c[0] for c in self.conditions], dtype=np.int64)
-        self.cond_parents = np.array([c[1] for c in self.conditions], dtype=np.int64)
-        width = max((len(c[2]) for c in self.conditions), default=1)
-        self.cond_allowed = np.zeros((len(self.conditions), width), dtype=bool)
-        for j, (_, _, allowed) in enumerate(self.conditions):
-            self.cond_allowed[j, : len(allowed)] = allowed
-        self.cond_range = np.arange(len(self.conditions))
-        # a parent that is itself conditional needs the sequential rule (its -1 propagates)
-        self.nested = bool(set(self.cond_parents.tolist()) & set(self.cond_dims.tolist()))
-        radix = self.sizes + 1  # canonical rows hold -1 for inactive dimensions
-        self.exact = float(np.prod(radix.astype(np.float64))) < 2.0**62
-        if self.exact:
-            self.weights = np.cumprod(np.concatenate([[1], radix[:-1]])).astype(np.int64)
-        else:  # a fixed 64-bit multiplicative hash: collisions ~ n^2 / 2^65 (1e-10 at 50,000)
-            rng = np.random.default_rng(0x5EED)
-            self.weights = rng.integers(1, 2**63 - 1, size=self.n_dims, dtype=np.int64) | 1
-
-
-_PLANS: weakref.WeakKeyDictionary[SearchSpace, _RowPlan] = weakref.WeakKeyDictionary()
-
-
-def _plan(space: SearchSpace) -> _RowPlan:
-    # memoised derived constants (not state): the space object is immutable in practice
-    plan = _PLANS.get(space)
-    if plan is None:
-        plan = _PLANS[space] = _RowPlan(space)
-    return plan
-
-
 def canonical_rows(space: SearchSpace, rows: np.ndarray) -> np.ndarray:
     """Index rows with inactive dimensions set to -1: equal rows are the same network."""
-    plan = _plan(space)
     out = np.array(rows, dtype=np.int64, copy=True)
-    if out.ndim != 2 or out.shape[1] != plan.n_dims:
-        raise ValueError(f"index rows must have shape (n, {plan.n_dims}), got {out.shape}")
-    if len(plan.cond_dims) and len(out):
-        # parents are never conditional themselves in registered spaces; check to stay exact
-        if plan.nested:
-            for i, parent, allowed in plan.conditions:
-                out[~allowed[out[:, parent]], i] = -1
-            return out
-        active = plan.cond_allowed[plan.cond_range, out[:, plan.cond_parents]]
-        sub = out[:, plan.cond_dims]
-        sub[~active] = -1
-        out[:, plan.cond_dims] = sub
-    return out
+    if out.ndim != 2 or out.shape[1] != len(space.choices):
+        raise ConfigError(
+            f"index rows must have shape (n, {len(space.choices)}), got {out.shape}"
+        )
+    return space.mask_inactive(out)
 
 
 def row_keys(space: SearchSpace, rows: np.ndarray) -> list[int]:
-    """One integer per row naming its network (inactive dimensions ignored).
-
-    Exact (mixed radix) when the space is small enough, else a fixed 64-bit hash.
-    """
-    return row_key_array(space, rows).tolist()  # type: ignore[no-any-return]
-
-
-def row_key_array(space: SearchSpace, rows: np.ndarray) -> np.ndarray:
-    """:func:`row_keys` as an ``int64`` array."""
-    plan = _plan(space)
-    canon = canonical_rows(space, rows) + 1
-    with np.errstate(over="ignore"):
-        return canon @ plan.weights
-
-
-def rows_to_archs(space: SearchSpace, rows: np.ndarray) -> list[ArchConfig]:
-    """Architectures of index rows."""
-    return [space.from_indices(r) for r in np.asarray(rows, dtype=np.int64)]
+    """One integer per row naming its network (:meth:`~nas.space.SearchSpace.network_ids`)."""
+    return space.network_ids(rows).tolist()  # type: ignore[no-any-return]

@@ -20,6 +20,7 @@ from collections import deque
 
 import numpy as np
 
+from nas.errors import ConfigError
 from nas.search.archive import IndexSearcher
 from nas.search.base import Problem
 
@@ -27,12 +28,12 @@ from nas.search.base import Problem
 def _check_fraction(name: str, value: float, *, open_low: bool = False) -> None:
     low_ok = value > 0 if open_low else value >= 0
     if not (low_ok and value <= 1):
-        raise ValueError(f"{name} must be in {'(0, 1]' if open_low else '[0, 1]'}, got {value!r}")
+        raise ConfigError(f"{name} must be in {'(0, 1]' if open_low else '[0, 1]'}, got {value!r}")
 
 
 def _check_positive(name: str, value: int) -> None:
     if not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+        raise ConfigError(f"{name} must be a positive int, got {value!r}")
 
 
 class EvolutionSearcher(IndexSearcher):
@@ -115,7 +116,9 @@ class RegularizedEvolutionSearcher(IndexSearcher):
         _check_positive("population", population)
         _check_positive("tournament", tournament)
         if tournament > population:
-            raise ValueError(f"tournament ({tournament}) must not exceed population ({population})")
+            raise ConfigError(
+                f"tournament ({tournament}) must not exceed population ({population})"
+            )
         _check_fraction("mutate_prob", mutate_prob)
         self.population = population
         self.tournament = tournament

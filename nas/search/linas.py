@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from nas.errors import ConfigError
 from nas.search.base import Problem
 from nas.search.local import LocalSearcher
 from nas.search.nsga2 import NSGA2Searcher, evolve, survival_order
+from nas.search.surrogate import ArchPredictor
 
 
 class LinasSearcher(LocalSearcher):
@@ -29,7 +31,8 @@ class LinasSearcher(LocalSearcher):
         n_init: random trials measured before the predictors take over.
         population: inner NSGA-II population.
         generations: inner NSGA-II generations per iteration.
-        surrogate: ``"gp"`` (default), ``"trees"`` or ``"predictor:<name>"``.
+        surrogate: ``"gp"`` (default), ``"gp-hamming"``, ``"trees"`` or a model with
+            ``fit(archs, y)`` and ``predict(archs)`` (see :class:`LocalSearcher`).
         batch_size: preferred number of measurements per iteration.
     """
 
@@ -41,14 +44,14 @@ class LinasSearcher(LocalSearcher):
         n_init: int = 20,
         population: int = 50,
         generations: int = 20,
-        surrogate: str = "gp",
+        surrogate: str | ArchPredictor = "gp",
         batch_size: int = 10,
     ) -> None:
         super().__init__(
             problem, seed=seed, n_init=n_init, surrogate=surrogate, batch_size=batch_size
         )
         if not isinstance(generations, int) or generations < 1:
-            raise ValueError(f"generations must be a positive int, got {generations!r}")
+            raise ConfigError(f"generations must be a positive int, got {generations!r}")
         self.inner_population = population
         self.generations = generations
         self._warm = np.empty((0, len(self.sizes)), dtype=np.int64)

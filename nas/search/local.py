@@ -21,29 +21,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from nas.errors import ConfigError
 from nas.search.archive import IndexSearcher
-from nas.search.base import Problem, canonical_rows, row_keys
+from nas.search.base import Problem, row_keys
+from nas.search.features import RowFeatures
+from nas.search.pareto import hypervolume_improvement_2d as hvi_2d
 from nas.search.pareto import pareto_mask
-from nas.search.surrogate import Surrogate, expected_improvement, make_surrogate, normal_cdf
+from nas.search.surrogate import (
+    ArchPredictor,
+    Surrogate,
+    check_surrogate,
+    expected_improvement,
+    make_surrogate,
+    normal_cdf,
+)
 from nas.space import SearchSpace
-
-
-def hvi_2d(front: np.ndarray, points: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Exact 2-D hypervolume improvement of each point over ``front`` (minimisation)."""
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    if len(front):
-        front = front[np.argsort(front[:, 0])]
-        xs = front[:, 0]
-        ys = np.minimum.accumulate(front[:, 1])
-    else:
-        xs = ys = np.empty(0)
-    lo = np.concatenate([[-np.inf], xs])  # segment j spans [lo[j], hi[j]) at staircase level[j]
-    hi = np.concatenate([xs, [reference[0]]])
-    level = np.minimum(np.concatenate([[reference[1]], ys]), reference[1])
-    a, b = points[:, :1], points[:, 1:]
-    width = np.clip(np.minimum(hi, reference[0])[None, :] - np.maximum(lo[None, :], a), 0, None)
-    height = np.clip(level[None, :] - b, 0, None)
-    return (width * height).sum(axis=1)
 
 
 def _normal_scores(F: np.ndarray) -> np.ndarray:
@@ -59,22 +51,6 @@ def _normal_scores(F: np.ndarray) -> np.ndarray:
         mean_rank = (first + last + 1) / 2.0  # 1-based average rank of each distinct value
         out[:, j] = mean_rank[inverse.reshape(-1)]
     return np.asarray(ndtri(out / (n + 1)))
-
-
-def _shared_value_sets(space: SearchSpace) -> list[tuple[np.ndarray, int]]:
-    """Sets of two or more dimensions with identical values: (their indices, how many values)."""
-    by_values: dict[tuple[object, ...], list[int]] = {}
-    for i, c in enumerate(space.choices):
-        by_values.setdefault(tuple(c.values), []).append(i)
-    return [(np.array(d), len(v)) for v, d in by_values.items() if len(d) >= 2]
-
-
-def _dimension_pairs(sizes: np.ndarray, max_columns: int) -> list[tuple[int, int]]:
-    """Every pair of dimensions, or none when their joint one-hots exceed ``max_columns``."""
-    pairs = [(i, j) for i in range(len(sizes)) for j in range(i + 1, len(sizes))]
-    if sum(int(sizes[i] * sizes[j]) for i, j in pairs) > max_columns:
-        return []
-    return pairs
 
 
 def _enumerate(space: SearchSpace, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +72,9 @@ class LocalSearcher(IndexSearcher):
         top_k: how many of the best trials (single objective) seed the neighbourhood.
         n_random: random candidates added to every pool (exploration).
         n_mutants: two-change mutants of the seeds added to every pool.
-        surrogate: ``"gp"`` (default), ``"trees"`` or ``"predictor:<name>"``.
+        surrogate: ``"gp"`` (default), ``"gp-hamming"``, ``"trees"`` or a model with
+            ``fit(archs, y)`` and ``predict(archs)`` (e.g. a ``predictors`` instance; each
+            objective and constraint fits its own copy).
         optimism: how many standard deviations the hypervolume acquisition adds.
         batch_size: preferred batch (small batches refit the surrogates more often).
         acquisition: ``"ei"`` (constrained expected improvement) or ``"mean"`` (pure
@@ -116,11 +94,10 @@ class LocalSearcher(IndexSearcher):
             set of dimensions with the same values (e.g. how many 3x3 convolutions): computed
             from the architecture alone, they let the surrogates share what any edge learns.
         pair_features: add one-hot of the joint values of every pair of dimensions (when
-            there are at most ``MAX_PAIR_COLUMNS`` such columns), in the GP's linear mean
+            there are at most ``features.MAX_PAIR_COLUMNS`` such columns), in the GP's linear mean
             only: it then captures pairwise interactions (one choice matters given another).
+            Both are :class:`~nas.search.features.RowFeatures`.
     """
-
-    MAX_PAIR_COLUMNS = 500  # an enumerated space keeps every encoding in memory
 
     def __init__(
         self,
@@ -131,7 +108,7 @@ class LocalSearcher(IndexSearcher):
         top_k: int = 4,
         n_random: int = 1000,
         n_mutants: int = 128,
-        surrogate: str = "gp",
+        surrogate: str | ArchPredictor = "gp",
         optimism: float = 1.0,
         batch_size: int = 5,
         acquisition: str = "ei",
@@ -146,38 +123,25 @@ class LocalSearcher(IndexSearcher):
         super().__init__(problem, seed=seed)
         for name, value in (("n_init", n_init), ("top_k", top_k)):
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+                raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        check_surrogate(surrogate)
+        if acquisition not in ("ei", "mean"):
+            raise ConfigError(f"acquisition must be 'ei' or 'mean', got {acquisition!r}")
         self.n_init = n_init
         self.top_k = top_k
         self.n_random = n_random
         self.n_mutants = n_mutants
         self.surrogate = surrogate
-        if surrogate not in ("gp", "gp-hamming", "trees") and not surrogate.startswith(
-            "predictor:"
-        ):
-            raise ValueError(
-                f"surrogate must be 'gp', 'trees' or 'predictor:<name>', got {surrogate!r}"
-            )
         self.optimism = optimism
-        self._takes_rows = surrogate.startswith("predictor:")
+        self._takes_rows = not isinstance(surrogate, str)
         self.preferred_batch = batch_size
-        if acquisition not in ("ei", "mean"):
-            raise ValueError(f"acquisition must be 'ei' or 'mean', got {acquisition!r}")
         self.acquisition = acquisition
         self._seed = seed
         self.shortlist = shortlist
         self.exploit_every = exploit_every
         self.log_constraints = log_constraints
         self.feasibility_noise = feasibility_noise
-        self._counts = _shared_value_sets(self.space) if count_features else []
-        groups = [np.repeat(np.arange(len(self.sizes)), self.sizes)]
-        for dims, n_values in self._counts:  # one feature group per (set, value)
-            for _ in range(n_values):
-                groups.append(np.full(len(dims) + 1, len(self.sizes) + len(groups) - 1))
-        self._pairs = _dimension_pairs(self.sizes, self.MAX_PAIR_COLUMNS) if pair_features else []
-        for i, j in self._pairs:  # in the linear mean only (-1): the kernel stays as it was
-            groups.append(np.full(self.sizes[i] * self.sizes[j], -1))
-        self._groups = np.concatenate(groups)
+        self.features = RowFeatures(self.space, counts=count_features, pairs=pair_features)
         self._guided = 0  # model-guided batches asked so far
         self._all: tuple[np.ndarray, np.ndarray] | None = None
         self._all_X: np.ndarray | None = None
@@ -298,7 +262,7 @@ class LocalSearcher(IndexSearcher):
         )
         for name, y in targets.items():
             model, _ = make_surrogate(
-                self.surrogate, seed=self._seed, space=self.space, groups=self._groups
+                self.surrogate, seed=self._seed, space=self.space, groups=self.features.groups
             )
             model.fit(X, y)
             models[name] = model
@@ -312,27 +276,7 @@ class LocalSearcher(IndexSearcher):
         return model.predict(rows if self._takes_rows else self._encode(rows))
 
     def _encode(self, rows: np.ndarray) -> np.ndarray:
-        """One-hot of every active dimension, then (``count_features``) one-hot counts of
-        each value within each set of dimensions that share their values, then
-        (``pair_features``) one-hot joint values of each pair of dimensions (both active)."""
-        canon = canonical_rows(self.space, rows)
-        offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
-        out = np.zeros((len(rows), int(self.sizes.sum())))
-        r, c = np.nonzero(canon >= 0)
-        out[r, offsets[c] + canon[r, c]] = 1.0
-        parts = [out]
-        for dims, n_values in self._counts:
-            sub = canon[:, dims]
-            for v in range(n_values):
-                hot = np.zeros((len(rows), len(dims) + 1))
-                hot[np.arange(len(rows)), (sub == v).sum(axis=1)] = 1.0
-                parts.append(hot)
-        for i, j in self._pairs:
-            hot = np.zeros((len(rows), int(self.sizes[i] * self.sizes[j])))
-            r = np.flatnonzero((canon[:, i] >= 0) & (canon[:, j] >= 0))
-            hot[r, canon[r, i] * self.sizes[j] + canon[r, j]] = 1.0
-            parts.append(hot)
-        return np.hstack(parts)
+        return self.features.encode(rows)
 
     def _noise_std(self, model: Surrogate) -> float:
         return float(getattr(model, "noise_std", 0.0)) if self.feasibility_noise else 0.0

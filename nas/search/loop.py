@@ -25,10 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from nas.errors import ConfigError
 from nas.search.base import EvaluateFn, Metrics, Problem, Searcher, row_keys
 from nas.search.registry import create_searcher
 from nas.search.result import SearchResult
 from nas.search.store import SearchStore
+from nas.search.trials import TrialLog
 from nas.space import ArchConfig, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -44,54 +46,6 @@ def _evaluate_fn(evaluate: Any) -> EvaluateFn | None:
     if callable(evaluate):
         return evaluate  # type: ignore[no-any-return]
     return None
-
-
-class _Trials:
-    """Accumulates trials batch by batch."""
-
-    def __init__(self) -> None:
-        self.rows: list[np.ndarray] = []
-        self.archs: list[ArchConfig] = []
-        self.columns: dict[str, list[np.ndarray]] = {}
-        self.iteration: list[np.ndarray] = []
-        self.wall: list[np.ndarray] = []
-        self.count = 0
-
-    def add(
-        self,
-        rows: np.ndarray,
-        cols: Mapping[str, np.ndarray],
-        it: int,
-        wall: float,
-        archs: Sequence[ArchConfig] | None = None,
-    ) -> None:
-        n = len(rows)
-        for name in set(self.columns) | set(cols):
-            if name not in self.columns:
-                self.columns[name] = [np.full(c, np.nan) for c in (len(r) for r in self.rows)]
-            self.columns[name].append(np.asarray(cols.get(name, np.full(n, np.nan)), dtype=float))
-        self.rows.append(rows)
-        if archs is not None:
-            self.archs.extend(archs)
-        self.iteration.append(np.full(n, it))
-        self.wall.append(np.full(n, wall))
-        self.count += n
-
-    def result(self, problem: Problem, name: str, with_archs: bool) -> SearchResult:
-        d = len(problem.space.choices)
-
-        def cat(xs):
-            return np.concatenate(xs) if xs else np.empty(0)
-
-        return SearchResult(
-            problem,
-            rows=np.vstack(self.rows) if self.rows else np.empty((0, d), dtype=np.int64),
-            columns={k: cat(v) for k, v in self.columns.items()},
-            iteration=cat(self.iteration),
-            wall_time=cat(self.wall),
-            archs=list(self.archs) if with_archs else None,
-            searcher=name,
-        )
 
 
 def _all_columns(problem: Problem, metrics: Sequence[Mapping[str, float]]) -> dict[str, np.ndarray]:
@@ -122,6 +76,131 @@ def _fill_rows(
     return np.array(rows, dtype=np.int64).reshape(-1, len(sizes)), keys
 
 
+class _Loop:
+    """One run of the loop: the trials so far, what is known, and one batch at a time.
+
+    Two paths: index rows with an array evaluator (no per-architecture objects), or
+    ``ArchConfig`` batches with a list evaluator (cached metrics, optional store).
+    """
+
+    def __init__(
+        self, problem: Problem, searcher: Searcher, store: SearchStore | None, seed: int
+    ) -> None:
+        self.problem = problem
+        self.space = problem.space
+        self.searcher = searcher
+        self.store = store
+        self.trials = TrialLog()
+        self.fill_rng = np.random.default_rng([seed, 0x5EED])
+        self.cache: dict[str, Metrics] = {}
+        self.cache_archs: list[ArchConfig] = []  # the cached networks, in insertion order
+        self.cached_rows: set[int] = set()  # their row keys (filled lazily, for stand-ins)
+        self.seen: set[int] = set()  # row keys evaluated on the array path
+        self.start = time.perf_counter()
+
+    def replay(
+        self, replay: tuple[list[ArchConfig], list[Metrics], list[int], list[float]]
+    ) -> tuple[int, float]:
+        """Tell the searcher a resumed run's trials; the next iteration and the wall time."""
+        archs, metrics, iterations, walls = replay
+        order = np.argsort(np.asarray(iterations), kind="stable")
+        for it in np.unique(np.asarray(iterations)):
+            idx = [i for i in order if iterations[i] == it]
+            batch = [archs[i] for i in idx]
+            batch_metrics = [metrics[i] for i in idx]
+            cols = _all_columns(self.problem, batch_metrics)
+            rows = self.space.indices(batch, fill_inactive=False)
+            self.trials.add(rows, cols, int(it), max(walls[i] for i in idx), batch)
+            self.searcher.tell(batch, batch_metrics)
+            for a, m in zip(batch, batch_metrics):
+                if a.key not in self.cache:
+                    self.cache[a.key] = m
+                    self.cache_archs.append(a)
+        return int(max(iterations)) + 1, max(walls)
+
+    def array_batch(self, evaluate: Any, n: int, it: int) -> bool:
+        """Ask rows, evaluate the unseen ones in one call, tell them; ``False``: a stall."""
+        space, searcher = self.space, self.searcher
+        rows = np.asarray(searcher.ask_indices(n), dtype=np.int64)  # type: ignore[attr-defined]
+        if rows.ndim != 2:
+            rows = rows.reshape(-1, len(space.choices))
+        # an IndexSearcher knows the keys of the batch it just made
+        keys_of = getattr(searcher, "keys_of", None)
+        if not len(rows):
+            keys = []
+        elif keys_of is not None:
+            keys = keys_of(rows)
+        else:
+            keys = row_keys(space, rows)
+        keep = np.zeros(len(keys), dtype=bool)
+        for i, k in enumerate(keys):  # repeats of known networks and within the batch
+            if k not in self.seen:
+                self.seen.add(k)
+                keep[i] = True
+        if not keep.all():  # (kept whole, ``rows`` stays the searcher's own array)
+            rows = rows[keep]
+        if not len(rows):
+            rows, fill_keys = _fill_rows(space, self.fill_rng, n, self.seen)
+            self.seen.update(fill_keys)
+            if not len(rows):
+                return False
+            log.info("batch %d repeated known networks; evaluating %d random ones", it, len(rows))
+        cols = evaluate.evaluate_indices(rows)
+        checked = self.problem.check_columns(cols, len(rows))
+        checked.update({k: np.asarray(v, dtype=float) for k, v in cols.items() if k not in checked})
+        self.trials.add(rows, checked, it, time.perf_counter() - self.start)
+        searcher.tell_indices(rows, checked)  # type: ignore[attr-defined]
+        return True
+
+    def arch_batch(self, fn: EvaluateFn, n: int, it: int) -> bool:
+        """Ask architectures, evaluate the unseen ones in one call, tell every asked one;
+        ``False``: a stall."""
+        asked = self.searcher.ask(n)
+        new: list[ArchConfig] = []
+        fresh_keys: set[str] = set()
+        for a in asked:
+            if a.key not in self.cache and a.key not in fresh_keys:
+                new.append(a)
+                fresh_keys.add(a.key)
+        if not new:
+            # the searcher learns the known metrics of its repeats; no budget is spent
+            if asked:
+                self.searcher.tell(asked, [self.cache[a.key] for a in asked])
+            new = self._stand_ins(n)
+            if not new:
+                return False
+            log.info("batch %d repeated known networks; evaluating %d random ones", it, len(new))
+            asked = new  # the searcher is told these (archs it never asked for)
+        metrics = fn(new)
+        if not isinstance(metrics, list) or len(metrics) != len(new):
+            got = len(metrics) if isinstance(metrics, list) else type(metrics).__name__
+            raise ConfigError(
+                f"evaluate returned {got} results for {len(new)} archs; "
+                "it must return a list with one metric dict per arch"
+            )
+        cols = _all_columns(self.problem, metrics)
+        wall = time.perf_counter() - self.start
+        self.trials.add(self.space.indices(new, fill_inactive=False), cols, it, wall, new)
+        if self.store is not None:
+            _, v = self.problem.scores(cols)
+            self.store.append(new, cols, v <= 0, it, [wall] * len(new))
+        self.cache.update({a.key: m for a, m in zip(new, metrics)})
+        self.cache_archs.extend(new)
+        # every asked arch is told, repeats included, so no searcher is left waiting
+        self.searcher.tell(asked, [self.cache[a.key] for a in asked])
+        return True
+
+    def _stand_ins(self, n: int) -> list[ArchConfig]:
+        """Up to ``n`` random networks never evaluated (for an all-repeat batch)."""
+        if len(self.cached_rows) < len(self.cache_archs):
+            todo = self.cache_archs[len(self.cached_rows) :]
+            self.cached_rows.update(
+                row_keys(self.space, self.space.indices(todo, fill_inactive=False))
+            )
+        fill, _ = _fill_rows(self.space, self.fill_rng, n, self.cached_rows)
+        return self.space.from_index_matrix(fill)
+
+
 def run_search(
     problem: Problem,
     searcher: Searcher,
@@ -139,131 +218,41 @@ def run_search(
 
     ``seed`` seeds the random networks that stand in for all-repeat batches.
     """
-    trials = _Trials()
-    fill_rng = np.random.default_rng([seed, 0x5EED])
-    space = problem.space
-    cache: dict[str, Metrics] = {}
-    cache_archs: list[ArchConfig] = []  # the cached networks, in insertion order
-    cached_rows: set[int] = set()  # their row keys (filled lazily, for random stand-ins)
-    first_it = 0
-    wall0 = 0.0
+    loop = _Loop(problem, searcher, store, seed)
+    first_it, wall0 = 0, 0.0
     if replay and replay[0]:
-        archs, metrics, iterations, walls = replay
-        order = np.argsort(np.asarray(iterations), kind="stable")
-        for it in np.unique(np.asarray(iterations)):
-            idx = [i for i in order if iterations[i] == it]
-            batch = [archs[i] for i in idx]
-            batch_metrics = [metrics[i] for i in idx]
-            cols = _all_columns(problem, batch_metrics)
-            rows = space.indices(batch, fill_inactive=False)
-            trials.add(rows, cols, int(it), max(walls[i] for i in idx), batch)
-            searcher.tell(batch, batch_metrics)
-            for a, m in zip(batch, batch_metrics):
-                if a.key not in cache:
-                    cache[a.key] = m
-                    cache_archs.append(a)
-        first_it = int(max(iterations)) + 1
-        wall0 = max(walls)
-        log.info("resumed %d trials; %d left of the budget", trials.count, budget - trials.count)
+        first_it, wall0 = loop.replay(replay)
+        done = loop.trials.count
+        log.info("resumed %d trials; %d left of the budget", done, budget - done)
     use_arrays = (
         hasattr(searcher, "ask_indices") and hasattr(evaluate, "evaluate_indices") and store is None
     )
     fn = _evaluate_fn(evaluate)
     if fn is None and not use_arrays:
-        raise ValueError(
+        raise ConfigError(
             "evaluate must be a callable list[ArchConfig] -> list[dict] or have .evaluate(); "
             f"got {type(evaluate).__name__}"
         )
-    start = time.perf_counter() - wall0
-    seen: set[int] = set()
+    loop.start = time.perf_counter() - wall0
     it, stalls = first_it, 0
-    while trials.count < budget and stalls < MAX_STALLS:
-        n = min(batch_size, budget - trials.count)
+    while loop.trials.count < budget and stalls < MAX_STALLS:
+        n = min(batch_size, budget - loop.trials.count)
         if use_arrays:
-            rows = np.asarray(searcher.ask_indices(n), dtype=np.int64)  # type: ignore[attr-defined]
-            if rows.ndim != 2:
-                rows = rows.reshape(-1, len(space.choices))
-            # an IndexSearcher knows the keys of the batch it just made
-            keys_of = getattr(searcher, "keys_of", None)
-            if not len(rows):
-                keys = []
-            elif keys_of is not None:
-                keys = keys_of(rows)
-            else:
-                keys = row_keys(space, rows)
-            keep = np.zeros(len(keys), dtype=bool)
-            for i, k in enumerate(keys):  # repeats of known networks and within the batch
-                if k not in seen:
-                    seen.add(k)
-                    keep[i] = True
-            if not keep.all():  # (kept whole, ``rows`` stays the searcher's own array)
-                rows = rows[keep]
-            if not len(rows):
-                rows, fill_keys = _fill_rows(space, fill_rng, n, seen)
-                seen.update(fill_keys)
-                if not len(rows):
-                    stalls += 1
-                    continue
-                log.info(
-                    "batch %d repeated known networks; evaluating %d random ones", it, len(rows)
-                )
-            cols = evaluate.evaluate_indices(rows)
-            checked = problem.check_columns(cols, len(rows))
-            checked.update(
-                {k: np.asarray(v, dtype=float) for k, v in cols.items() if k not in checked}
-            )
-            trials.add(rows, checked, it, time.perf_counter() - start)
-            searcher.tell_indices(rows, checked)  # type: ignore[attr-defined]
+            done = loop.array_batch(evaluate, n, it)
         else:
-            asked = searcher.ask(n)
-            new: list[ArchConfig] = []
-            fresh_keys: set[str] = set()
-            for a in asked:
-                if a.key not in cache and a.key not in fresh_keys:
-                    new.append(a)
-                    fresh_keys.add(a.key)
-            if not new:
-                # the searcher learns the known metrics of its repeats; no budget is spent
-                if asked:
-                    searcher.tell(asked, [cache[a.key] for a in asked])
-                if len(cached_rows) < len(cache_archs):
-                    todo = cache_archs[len(cached_rows) :]
-                    cached_rows.update(row_keys(space, space.indices(todo, fill_inactive=False)))
-                fill, _ = _fill_rows(space, fill_rng, n, cached_rows)
-                new = [space.from_indices(r) for r in fill]
-                if not new:
-                    stalls += 1
-                    continue
-                log.info(
-                    "batch %d repeated known networks; evaluating %d random ones", it, len(new)
-                )
-                asked = new  # the searcher is told these (archs it never asked for)
-            metrics = fn(new)  # type: ignore[misc]
-            if not isinstance(metrics, list) or len(metrics) != len(new):
-                got = len(metrics) if isinstance(metrics, list) else type(metrics).__name__
-                raise ValueError(
-                    f"evaluate returned {got} results for {len(new)} archs; "
-                    "it must return a list with one metric dict per arch"
-                )
-            cols = _all_columns(problem, metrics)
-            wall = time.perf_counter() - start
-            trials.add(space.indices(new, fill_inactive=False), cols, it, wall, new)
-            if store is not None:
-                _, v = problem.scores(cols)
-                store.append(new, cols, v <= 0, it, [wall] * len(new))
-            cache.update({a.key: m for a, m in zip(new, metrics)})
-            cache_archs.extend(new)
-            # every asked arch is told, repeats included, so no searcher is left waiting
-            searcher.tell(asked, [cache[a.key] for a in asked])
+            done = loop.arch_batch(fn, n, it)  # type: ignore[arg-type]
+        if not done:
+            stalls += 1
+            continue
         stalls = 0
         it += 1
         if progress is not None:
-            progress(trials.count, budget)
-    if trials.count < budget:
+            progress(loop.trials.count, budget)
+    if loop.trials.count < budget:
         log.warning(
-            "search stopped after %d of %d trials: no new architectures", trials.count, budget
+            "search stopped after %d of %d trials: no new architectures", loop.trials.count, budget
         )
-    return trials.result(problem, name, with_archs=not use_arrays)
+    return loop.trials.result(problem, name, with_archs=not use_arrays)
 
 
 def search(
@@ -302,70 +291,76 @@ def search(
         progress: called with ``(trials_done, budget)`` after each batch.
         info: extra JSON-able fields for ``plan.json`` (e.g. which metrics are measured).
 
-    Returns:
-        The :class:`SearchResult`.
-
     Example:
-        >>> import nas
-        >>> space = nas.create_space("nb201")
-        >>> result = nas.search(space, lambda archs: [table[a.key] for a in archs],
-        ...                     objectives={"accuracy": "max", "latency_ms": "min"},
-        ...                     constraints={"latency_ms": 10.0}, searcher="local", budget=100)
+        >>> result = nas.search(nas.create_space("nb201"), evaluate, searcher="local",
+        ...                     objectives={"accuracy": "max"}, constraints={"latency_ms": 10.0})
         >>> result.best(), result.pareto
     """
+    problem = _problem(space, objectives, constraints, budget, batch_size)
+    opts = dict(options or {})
+    store = SearchStore(run_dir, problem) if run_dir is not None else None
+    name, engine = _engine(searcher, problem, seed, opts, run_dir)
+    replay = None
+    if store is not None:
+        simple = {k: v for k, v in opts.items() if isinstance(v, (int, float, str, bool))}
+        plan = {"searcher": name, "budget": budget, "seed": seed, "batch_size": batch_size}
+        replay = _open_store(store, resume, {**plan, "options": simple, **dict(info or {})})
+    batch = batch_size or int(getattr(engine, "preferred_batch", 8))
+    result = run_search(
+        problem, engine, evaluate, budget=budget, batch_size=batch, store=store, replay=replay,
+        progress=progress, name=name, seed=seed,
+    )
+    if store is not None:
+        store.write_outputs(result)
+    return result
+
+
+def _problem(
+    space: SearchSpace | str,
+    objectives: Mapping[str, str] | None,
+    constraints: Mapping[str, float | Sequence[float | str]] | None,
+    budget: int,
+    batch_size: int | None,
+) -> Problem:
+    """Validate the arguments of :func:`search` and build its problem."""
     if isinstance(space, str):
         from nas.registry import create_space
 
         space = create_space(space)
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
-        raise ValueError(f"budget must be a positive int, got {budget!r}")
+        raise ConfigError(f"budget must be a positive int, got {budget!r}")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    problem = Problem.create(
+        raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+    return Problem.create(
         space, objectives or {"accuracy": "max", "latency_ms": "min"}, constraints
     )
-    opts = dict(options or {})
-    store = SearchStore(run_dir, problem) if run_dir is not None else None
-    if isinstance(searcher, str):
-        name = searcher
-        if store is not None and name in ("tpe", "gp", "optuna-nsga2") and "storage" not in opts:
-            opts["storage"] = str(Path(run_dir) / "optuna.journal")  # type: ignore[arg-type]
-        engine = create_searcher(name, problem, seed=seed, **opts)
-    else:
-        name = type(searcher).__name__
-        engine = searcher
+
+
+def _engine(
+    searcher: str | Searcher,
+    problem: Problem,
+    seed: int,
+    opts: dict[str, Any],
+    run_dir: str | Path | None,
+) -> tuple[str, Searcher]:
+    """The searcher's name and the searcher (built from a name; Optuna's study is journalled
+    in ``run_dir`` unless ``opts`` names a storage, which it then does)."""
+    if not isinstance(searcher, str):
+        return type(searcher).__name__, searcher
+    if run_dir is not None and searcher in ("tpe", "gp", "optuna-nsga2") and "storage" not in opts:
+        opts["storage"] = str(Path(run_dir) / "optuna.journal")
+    return searcher, create_searcher(searcher, problem, seed=seed, **opts)
+
+
+def _open_store(
+    store: SearchStore, resume: bool, plan: Mapping[str, Any]
+) -> tuple[list[ArchConfig], list[Metrics], list[int], list[float]] | None:
+    """Check ``store`` against ``resume``, write ``plan``, return the trials to replay."""
     replay = None
-    if store is not None:
-        if resume and store.plan_path.exists():
-            store.check_plan()
-            replay = store.load_trials()
-        elif store.trials_path.exists() and not resume:
-            raise ValueError(f"{store.trials_path} exists; pass resume=True to continue it")
-        store.write_plan(
-            {
-                "searcher": name,
-                "budget": budget,
-                "seed": seed,
-                "batch_size": batch_size,
-                "options": {
-                    k: v for k, v in opts.items() if isinstance(v, (int, float, str, bool))
-                },
-                **dict(info or {}),
-            }
-        )
-    batch = batch_size or int(getattr(engine, "preferred_batch", 8))
-    result = run_search(
-        problem,
-        engine,
-        evaluate,
-        budget=budget,
-        batch_size=batch,
-        store=store,
-        replay=replay,
-        progress=progress,
-        name=name,
-        seed=seed,
-    )
-    if store is not None:
-        store.write_outputs(result)
-    return result
+    if resume and store.plan_path.exists():
+        store.check_plan()
+        replay = store.load_trials()
+    elif store.trials_path.exists() and not resume:
+        raise ConfigError(f"{store.trials_path} exists; pass resume=True to continue it")
+    store.write_plan(plan)
+    return replay

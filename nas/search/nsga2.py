@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from nas.errors import ConfigError
 from nas.search.archive import IndexSearcher
 from nas.search.base import Problem
 from nas.search.pareto import crowding_by_front, nondominated_sort
@@ -51,14 +52,14 @@ class NSGA2Searcher(IndexSearcher):
     ) -> None:
         super().__init__(problem, seed=seed)
         if not isinstance(population, int) or population < 2:
-            raise ValueError(f"population must be an int >= 2, got {population!r}")
+            raise ConfigError(f"population must be an int >= 2, got {population!r}")
         if not 0 <= crossover_prob <= 1:
-            raise ValueError(f"crossover_prob must be in [0, 1], got {crossover_prob!r}")
+            raise ConfigError(f"crossover_prob must be in [0, 1], got {crossover_prob!r}")
         self.population = population
         self.crossover_prob = crossover_prob
         self.mutate_prob = 1.0 / len(self.sizes) if mutate_prob is None else float(mutate_prob)
         if not 0 <= self.mutate_prob <= 1:
-            raise ValueError(f"mutate_prob must be in [0, 1], got {mutate_prob!r}")
+            raise ConfigError(f"mutate_prob must be in [0, 1], got {mutate_prob!r}")
         self.preferred_batch = population
         self._pop = np.empty(0, dtype=np.int64)  # archive indices of the survivors
         self._rank = np.empty(0, dtype=np.int64)  # survivors' position in survival order

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from nas.errors import ConfigError
 from nas.search.base import Problem
 from nas.space import ArchConfig
 
@@ -62,7 +63,7 @@ def make_sampler(
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
     if sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
-    raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
+    raise ConfigError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
 
 
 def distributions(space: Any) -> dict[str, optuna.distributions.BaseDistribution]:
@@ -97,7 +98,7 @@ class OptunaSearcher:
         n_startup_trials: int = 10,
     ) -> None:
         if sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
+            raise ConfigError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.problem = problem
         self.space = problem.space
@@ -205,7 +206,7 @@ class OptunaSearcher:
     def tell(self, archs: Sequence[ArchConfig], metrics: Sequence[Mapping[str, float]]) -> None:
         """Complete the pending trials of ``archs``; unknown archs are added as finished trials."""
         if len(archs) != len(metrics):
-            raise ValueError(f"tell: {len(archs)} archs but {len(metrics)} metric dicts")
+            raise ConfigError(f"tell: {len(archs)} archs but {len(metrics)} metric dicts")
         for arch, m in zip(archs, metrics):
             values = [float(m[name]) for name in self.problem.objectives.names]
             cons = self._constraint_values(m)

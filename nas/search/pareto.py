@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nas.errors import ConfigError
+
 
 def dominance_matrix(F: np.ndarray, violation: np.ndarray | None = None) -> np.ndarray:
     """Boolean ``(n, n)`` matrix: ``D[i, j]`` is true when point ``i`` dominates point ``j``."""
@@ -188,7 +190,7 @@ def hypervolume(F: np.ndarray, reference: np.ndarray) -> float:
     F = np.asarray(F, dtype=np.float64)
     ref = np.asarray(reference, dtype=np.float64)
     if F.ndim != 2 or F.shape[1] != ref.shape[0]:
-        raise ValueError(f"hypervolume: points have shape {F.shape}, reference {ref.shape}")
+        raise ConfigError(f"hypervolume: points have shape {F.shape}, reference {ref.shape}")
     F = F[np.all(ref > F, axis=1)]
     if len(F) == 0:
         return 0.0
@@ -224,17 +226,23 @@ def _hv(F: np.ndarray, ref: np.ndarray) -> float:
 def hypervolume_improvement_2d(
     front: np.ndarray, points: np.ndarray, reference: np.ndarray
 ) -> np.ndarray:
-    """How much each of ``points`` alone would add to the 2-D hypervolume of ``front``."""
-    front = np.asarray(front, dtype=np.float64).reshape(-1, 2)
+    """How much each of ``points`` alone would add to the 2-D hypervolume of ``front``
+    (exact, vectorised over the points: each is clipped against the front's staircase)."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    base = hypervolume(front, reference) if len(front) else 0.0
-    out = np.empty(len(points))
-    for i, p in enumerate(points):
-        if np.any(p >= reference):
-            out[i] = 0.0
-            continue
-        out[i] = hypervolume(np.vstack([front, p]), reference) - base
-    return np.maximum(out, 0.0)
+    front = np.asarray(front, dtype=np.float64).reshape(-1, 2)
+    if len(front):
+        front = front[np.argsort(front[:, 0])]
+        xs = front[:, 0]
+        ys = np.minimum.accumulate(front[:, 1])
+    else:
+        xs = ys = np.empty(0)
+    lo = np.concatenate([[-np.inf], xs])  # segment j spans [lo[j], hi[j]) at staircase level[j]
+    hi = np.concatenate([xs, [reference[0]]])
+    level = np.minimum(np.concatenate([[reference[1]], ys]), reference[1])
+    a, b = points[:, :1], points[:, 1:]
+    width = np.clip(np.minimum(hi, reference[0])[None, :] - np.maximum(lo[None, :], a), 0, None)
+    height = np.clip(level[None, :] - b, 0, None)
+    return (width * height).sum(axis=1)
 
 
 def crowding_by_front(F: np.ndarray, ranks: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from nas.errors import ConfigError
 from nas.search.base import Problem, Searcher
 
 # name -> (module, class, fixed keyword options)
@@ -47,11 +48,11 @@ def create_searcher(name: str, problem: Problem, *, seed: int = 0, **options: An
     try:
         module, cls, fixed = _SEARCHERS[name]
     except KeyError:
-        raise ValueError(
+        raise ConfigError(
             f"unknown searcher {name!r}; allowed values are {list_searchers()}"
         ) from None
     factory = getattr(importlib.import_module(module), cls)
     try:
         return factory(problem, seed=seed, **fixed, **options)  # type: ignore[no-any-return]
     except TypeError as exc:
-        raise ValueError(f"searcher {name!r}: {exc}") from None
+        raise ConfigError(f"searcher {name!r}: {exc}") from None

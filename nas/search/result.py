@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nas.search.base import Problem, rows_to_archs
+from nas.errors import ConfigError
+from nas.search.base import Problem
 from nas.search.pareto import _nondominated_mask, hypervolume, pareto_mask
 from nas.space import ArchConfig
 
@@ -78,7 +79,7 @@ class SearchResult:
     def archs(self) -> list[ArchConfig]:
         """The trials' architectures, in trial order."""
         if self._archs is None:
-            self._archs = rows_to_archs(self.space, self.rows)
+            self._archs = self.space.from_index_matrix(self.rows)
         return self._archs
 
     @property
@@ -96,7 +97,7 @@ class SearchResult:
             archs = (
                 [self._archs[i] for i in idx]
                 if self._archs is not None
-                else rows_to_archs(self.space, self.rows[idx])
+                else self.space.from_index_matrix(self.rows[idx])
             )
         data: dict[str, Any] = {
             "key": [a.key for a in archs],
@@ -132,7 +133,7 @@ class SearchResult:
         feasible = np.flatnonzero(self.feasible)
         if not len(feasible):
             limits = self.problem.constraints.to_dict()
-            raise ValueError(f"no trial of {len(self)} meets the constraints {limits}")
+            raise ConfigError(f"no trial of {len(self)} meets the constraints {limits}")
         return int(feasible[np.argmin(self.F[feasible, 0])])
 
     def best(self) -> ArchConfig:
@@ -142,6 +143,29 @@ class SearchResult:
             ValueError: no trial meets the constraints.
         """
         return self.archs[self.best_index()]
+
+    def chosen(self, top_k: int = 0) -> list[ArchConfig]:
+        """The subnets to export: the best feasible trial on the first objective, then up to
+        ``top_k`` more of the feasible Pareto front, best first (empty when none is feasible).
+
+        Example:
+            >>> for arch in result.chosen(2): nas.export_subnet(supernet, arch, out / arch.key)
+        """
+        if not isinstance(top_k, int) or top_k < 0:
+            raise ConfigError(f"top_k must be an int >= 0, got {top_k!r}")
+        if not self.feasible.any():
+            return []
+        best = self.best_index()
+        front = [int(i) for i in self.pareto.index if int(i) != best][:top_k]
+        return [self.archs[i] for i in (best, *front)]
+
+    def metrics_of(self, arch: ArchConfig) -> dict[str, float]:
+        """The metrics logged for ``arch`` (its first trial); ``KeyError`` if it is none."""
+        keys = [a.key for a in self.archs]
+        if arch.key not in keys:
+            raise KeyError(f"arch {arch.key!r} is not a trial of this search")
+        i = keys.index(arch.key)
+        return {k: float(v[i]) for k, v in self.columns.items()}
 
     def best_metrics(self) -> dict[str, float]:
         """The metrics of :meth:`best`."""

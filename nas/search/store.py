@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from nas.errors import ConfigError
 from nas.rundir import atomic_write_json, atomic_write_text, read_json
 from nas.search.base import Problem
 from nas.search.result import SearchResult
-from nas.space import ArchConfig
+from nas.space import ArchConfig, SearchSpace
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class SearchStore:
         mine = json.loads(json.dumps(self.problem_spec()))
         for field, value in mine.items():
             if plan.get(field) != value:
-                raise ValueError(
+                raise ConfigError(
                     f"{self.plan_path}: cannot resume, {field} was {plan.get(field)!r}, "
                     f"now {value!r}"
                 )
@@ -164,3 +165,26 @@ class SearchStore:
             from nas.search.plot import plot_pareto
 
             plot_pareto(result, self.directory / "pareto.png")
+
+
+def load_result(directory: str | Path, space: SearchSpace) -> SearchResult:
+    """The search logged in ``directory`` (``plan.json`` and ``trials.csv``) as a result.
+
+    Example:
+        >>> result = load_result("runs/demo/search/nb201_pixel3", space)
+        >>> result.chosen(2)
+    """
+    directory = Path(directory)
+    plan = dict(read_json(directory / "plan.json"))
+    problem = Problem.create(space, plan["objectives"], plan.get("constraints") or None)
+    archs, metrics, iterations, walls = SearchStore(directory, problem).load_trials()
+    columns = {
+        name: np.array([m.get(name, np.nan) for m in metrics], dtype=float)
+        for name in dict.fromkeys(k for m in metrics for k in m)
+    }
+    return SearchResult(
+        problem, rows=space.indices(archs, fill_inactive=False) if archs else np.empty(
+            (0, len(space.choices)), dtype=np.int64),
+        columns=columns, iteration=np.asarray(iterations), wall_time=np.asarray(walls),
+        archs=archs, searcher=str(plan.get("searcher", "")),
+    )

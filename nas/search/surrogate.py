@@ -1,25 +1,30 @@
 """Surrogate models for predictor-in-the-loop searchers (``local``, ``linas``).
 
 A tiny local protocol (:class:`Surrogate`: ``fit(X, y)``, ``predict(X) -> (mean, std)`` on
-encoded matrices) so searchers do not depend on the ``predictors/`` package; the default is a
-scikit-learn extra-trees ensemble whose spread across trees gives the uncertainty. A
-``predictors`` model (``predictors.create_predictor(name, space=...)``) can be plugged in
-through :class:`PredictorSurrogate`.
+encoded matrices) so searchers do not depend on the ``predictors/`` package (nor on torch):
+a Gaussian process with a Hamming kernel (:class:`GPSurrogate`, the default) or a
+scikit-learn extra-trees ensemble whose spread across trees gives the uncertainty. Any model
+with ``fit(archs, y)`` and ``predict(archs)`` (an :class:`ArchPredictor`, e.g. a
+``predictors.create_predictor(...)`` instance the caller built) plugs in through
+:class:`PredictorSurrogate`.
 
 Example:
-    >>> model = make_surrogate("trees", seed=0)
+    >>> model, takes_rows = make_surrogate("trees", seed=0, space=space)
     >>> model.fit(X, y)
     >>> mean, std = model.predict(X_new)
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from nas.space import SearchSpace
+from nas.errors import ConfigError
+from nas.space import ArchConfig, SearchSpace
 
 
 class Surrogate(Protocol):
@@ -115,22 +120,7 @@ class GPSurrogate:
         reg[-1, -1] = 1e-8
         self._w = np.linalg.solve(Xa.T @ Xa + reg, Xa.T @ yn)
         r = yn - Xa @ self._w
-        self._kcols = np.ones(X.shape[1], dtype=bool)
-        self._col_weight = np.ones(X.shape[1])
-        if self.groups is not None and len(self.groups) == X.shape[1]:
-            self._kcols = self.groups >= 0
-            coef = self._w[:-1]
-            n_dims = int(self.groups.max()) + 1
-            spread = np.array(
-                [
-                    np.ptp(coef[self.groups == g]) if np.any(self.groups == g) else 0.0
-                    for g in range(n_dims)
-                ]
-            )
-            self._col_weight = np.ones(int(self._kcols.sum()))
-            if spread.max() > 0:
-                weight = np.maximum(spread / spread.mean(), 0.1)
-                self._col_weight = weight[self.groups[self._kcols]]
+        self._kcols, self._col_weight = self._kernel_columns(X.shape[1])
         self._X = X[:, self._kcols]
         s2 = max(float(r.var()), 1e-4)
         H = self._hamming(self._X, self._X)
@@ -148,9 +138,28 @@ class GPSurrogate:
                 if best is None or lml > best[0]:
                     best = (lml, ell, noise, L, a)
         if best is None:  # pragma: no cover - the largest noise always factorises
-            raise ValueError("GP surrogate: no kernel setting could be fitted")
+            raise ConfigError("GP surrogate: no kernel setting could be fitted")
         _, self._ell, self._noise, self._L, self._a = best
         self._s2 = s2
+
+    def _kernel_columns(self, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
+        """Which columns enter the kernel, and each one's weight: its group's spread of
+        fitted ridge coefficients, relative to the mean spread (at least 0.1)."""
+        if self.groups is None or len(self.groups) != n_columns:
+            return np.ones(n_columns, dtype=bool), np.ones(n_columns)
+        kcols = self.groups >= 0
+        coef = self._w[:-1]
+        n_dims = int(self.groups.max()) + 1
+        spread = np.array(
+            [
+                np.ptp(coef[self.groups == g]) if np.any(self.groups == g) else 0.0
+                for g in range(n_dims)
+            ]
+        )
+        if spread.max() > 0:
+            weight = np.maximum(spread / spread.mean(), 0.1)
+            return kcols, weight[self.groups[kcols]]
+        return kcols, np.ones(int(kcols.sum()))
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation (of the latent function)."""
@@ -195,55 +204,86 @@ class GPSurrogate:
         return float(np.sqrt(self._noise) * self._sd)
 
 
+@runtime_checkable
+class ArchPredictor(Protocol):
+    """A regression model on architectures (e.g. a ``predictors`` model)."""
+
+    def fit(self, archs: Sequence[ArchConfig], y: np.ndarray) -> Any:
+        """Fit on ``archs`` and their targets ``y``."""
+        ...
+
+    def predict(self, archs: Sequence[ArchConfig]) -> Any:
+        """One prediction per architecture."""
+        ...
+
+
 class PredictorSurrogate:
-    """A ``predictors`` model behind the :class:`Surrogate` protocol (``std`` is its
-    training RMSE, constant).
+    """An :class:`ArchPredictor` behind the :class:`Surrogate` protocol (``std`` is its
+    training RMSE, constant); it takes index rows, decoded into architectures.
 
     Args:
-        name: a predictor name for ``predictors.create_predictor``.
-        space: the search space (predictors take architectures, so rows are decoded).
+        predictor: the model (fitted in place by :meth:`fit`).
+        space: the search space of the rows.
     """
 
-    def __init__(self, name: str, space: SearchSpace) -> None:
-        from predictors import create_predictor  # type: ignore[attr-defined]
-
+    def __init__(self, predictor: ArchPredictor, space: SearchSpace) -> None:
         self.space = space
-        self._model = create_predictor(name, space=space)
+        self._model = predictor
         self._rmse = 0.0
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> None:
         """``X`` here are index rows (see :func:`make_surrogate`)."""
-        archs = [self.space.from_indices(r) for r in X.astype(np.int64)]
+        archs = self.space.from_index_matrix(X.astype(np.int64))
         self._model.fit(archs, np.asarray(y))
         pred = np.asarray(self._model.predict(archs), dtype=np.float64)
         self._rmse = float(np.sqrt(np.mean((pred - y) ** 2)))
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Predictions and the constant training RMSE."""
-        archs = [self.space.from_indices(r) for r in X.astype(np.int64)]
+        archs = self.space.from_index_matrix(X.astype(np.int64))
         pred = np.asarray(self._model.predict(archs), dtype=np.float64)
         return pred, np.full(len(pred), self._rmse)
 
 
+SURROGATES = ("gp", "gp-hamming", "trees")
+
+
+def check_surrogate(kind: str | ArchPredictor) -> None:
+    """Raise ``ValueError`` unless :func:`make_surrogate` accepts ``kind``."""
+    if isinstance(kind, str) and kind in SURROGATES:
+        return
+    if not isinstance(kind, str) and isinstance(kind, ArchPredictor):
+        return
+    raise ConfigError(
+        f"surrogate must be one of {list(SURROGATES)} or a model with fit(archs, y) and "
+        f"predict(archs), got {kind!r}"
+    )
+
+
 def make_surrogate(
-    kind: str, *, seed: int, space: SearchSpace, groups: np.ndarray | None = None
+    kind: str | ArchPredictor,
+    *,
+    seed: int,
+    space: SearchSpace,
+    groups: np.ndarray | None = None,
 ) -> tuple[Surrogate, bool]:
     """A surrogate and whether it takes index rows (``True``) rather than one-hot encodings.
 
-    ``kind`` is ``"gp"``, ``"trees"`` or ``"predictor:<name>"`` (a ``predictors`` model);
-    ``groups`` names the feature group of each encoded column (default: one per dimension).
+    ``kind`` is ``"gp"``, ``"gp-hamming"`` (unweighted kernel), ``"trees"`` or an
+    :class:`ArchPredictor` instance (each call wraps a deep copy of it, so every target gets
+    its own model); ``groups`` names the feature group of each encoded column (default: one
+    per dimension).
     """
+    check_surrogate(kind)
+    if not isinstance(kind, str):
+        return PredictorSurrogate(copy.deepcopy(kind), space), True
     if kind in ("gp", "gp-hamming"):
         if groups is None:
             groups = np.repeat(
                 np.arange(len(space.choices)), [len(c.values) for c in space.choices]
             )
         return GPSurrogate(groups=groups if kind == "gp" else None), False
-    if kind == "trees":
-        return TreesSurrogate(seed=seed), False
-    if kind.startswith("predictor:"):
-        return PredictorSurrogate(kind.split(":", 1)[1], space), True
-    raise ValueError(f"surrogate must be 'gp', 'trees' or 'predictor:<name>', got {kind!r}")
+    return TreesSurrogate(seed=seed), False
 
 
 def normal_cdf(z: np.ndarray) -> np.ndarray:

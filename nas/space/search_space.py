@@ -1,10 +1,8 @@
-"""Search spaces: discrete choices, architecture configs and the operations searchers need.
+""":class:`SearchSpace` and :class:`ArchConfig`: a space's architectures and their operations.
 
-A :class:`SearchSpace` is an ordered list of :class:`Choice` dimensions with dotted names
-(``s3.b1.kernel``, ``s3.depth``, ``resolution``). A dimension may be *conditional*: the blocks
-of an elastic stage exist only while the stage's depth reaches them. An :class:`ArchConfig`
-holds one value per dimension; inactive dimensions keep a value (so OFA's fixed-length lists
-round-trip) but do not change the network, its ``key`` or its encoding.
+Rows-to-architectures is written once (:meth:`SearchSpace.from_index_matrix`, vectorised;
+:meth:`~SearchSpace.from_indices` and every constructor call it) and so is inactive-dimension
+masking (:meth:`SearchSpace.mask_inactive`, see :mod:`nas.space.conditions`).
 
 Example:
     >>> space = SearchSpace("toy", [*stage("s1", depth=[1, 2], block={"kernel": [3, 5]}),
@@ -17,83 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-Value = int | float | str
+from nas.errors import ConfigError, InvalidArchError
+from nas.space.choice import Choice, Value
+from nas.space.conditions import Conditions
+
 Encoding = Literal["onehot", "ordinal"]
-
-
-class InvalidArchError(ValueError):
-    """An architecture (or its text/dict form) does not belong to a search space."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Condition:
-    """A dimension is active only while ``arch[dim] >= at_least``."""
-
-    dim: str
-    at_least: int | float
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One discrete dimension of a search space.
-
-    Args:
-        name: dotted name, e.g. ``"s2.b0.kernel"``.
-        values: the allowed values, in their natural order (ordinal encoding uses it).
-        when: the condition under which the dimension is active; ``None`` means always.
-    """
-
-    name: str
-    values: tuple[Value, ...]
-    when: Condition | None = None
-
-    def __post_init__(self) -> None:
-        if not self.values:
-            raise ValueError(f"choice {self.name!r} has no values")
-        if len(set(self.values)) != len(self.values):
-            raise ValueError(f"choice {self.name!r} repeats a value: {self.values}")
-
-    def index(self, value: Any) -> int:
-        """Position of ``value`` in :attr:`values`; raises :class:`InvalidArchError`."""
-        try:
-            return self.values.index(value)
-        except ValueError:
-            pass
-        raise InvalidArchError(
-            f"{self.name}: {value!r} is not allowed; allowed values are {list(self.values)}"
-        )
-
-
-def choice(name: str, values: Iterable[Value], *, when: Condition | None = None) -> Choice:
-    """A dimension named ``name`` taking one of ``values``."""
-    return Choice(name, tuple(values), when)
-
-
-def stage(
-    name: str, *, depth: Sequence[int], block: Mapping[str, Sequence[Value]]
-) -> list[Choice]:
-    """An elastic stage: ``<name>.depth`` and, per block, the choices of ``block``.
-
-    Block ``i`` (0-based) exists only while the depth is at least ``i + 1``; blocks every
-    depth keeps are unconditional.
-
-    Example:
-        >>> [c.name for c in stage("s1", depth=[1, 2], block={"kernel": [3, 5]})]
-        ['s1.depth', 's1.b0.kernel', 's1.b1.kernel']
-    """
-    depths = sorted(depth)
-    dims = [choice(f"{name}.depth", depths)]
-    for i in range(max(depths)):
-        when = None if i + 1 <= min(depths) else Condition(dim=f"{name}.depth", at_least=i + 1)
-        dims += [choice(f"{name}.b{i}.{key}", values, when=when) for key, values in block.items()]
-    return dims
 
 
 @dataclass(frozen=True)
@@ -159,30 +91,16 @@ class SearchSpace:
         self.meta: dict[str, Any] = dict(meta or {})
         self._by_name = {c.name: c for c in self.choices}
         if len(self._by_name) != len(self.choices):
-            raise ValueError(f"space {name!r} repeats a dimension name")
-        for c in self.choices:
-            if c.when is not None and c.when.dim not in self._by_name:
-                raise ValueError(f"{c.name} depends on unknown dimension {c.when.dim!r}")
-        self._offsets = np.cumsum([0] + [len(c.values) for c in self.choices])
-        self._sizes = np.array([len(c.values) for c in self.choices], dtype=np.int64)
-        names = [c.name for c in self.choices]
-        # (dimension, parent dimension, smallest parent position that activates it)
-        self._conditional = [
-            (
-                i,
-                names.index(c.when.dim),
-                next(
-                    (
-                        j
-                        for j, v in enumerate(self._by_name[c.when.dim].values)
-                        if _at_least(v, c.when.at_least)
-                    ),
-                    len(self._by_name[c.when.dim].values),
-                ),
-            )
-            for i, c in enumerate(self.choices)
-            if c.when is not None
-        ]
+            raise ConfigError(f"space {name!r} repeats a dimension name")
+        self._conditions = Conditions(self.choices)
+        self._sizes = self._conditions.sizes
+        self._offsets = np.cumsum([0, *self._sizes.tolist()])
+        # values[i, j]: value j of dimension i, as the Python object given (one gather per batch)
+        self._values = np.empty((len(self.choices), int(self._sizes.max(initial=1))), object)
+        for i, c in enumerate(self.choices):
+            self._values[i, : len(c.values)] = c.values
+        self._dims = np.arange(len(self.choices))
+        self._id_weights = _network_id_weights(self._sizes)
 
     # ----------------------------------------------------------------- introspection
     @property
@@ -222,24 +140,11 @@ class SearchSpace:
     def is_active(self, arch: Mapping[str, Any] | ArchConfig, name: str) -> bool:
         """Whether dimension ``name`` changes the network of ``arch``."""
         when = self._by_name[name].when
-        return when is None or _at_least(arch[when.dim], when.at_least)
+        return when is None or (when.holds(arch[when.dim]) and self.is_active(arch, when.dim))
 
     def size(self) -> int:
         """The number of distinct networks (inactive dimensions do not count)."""
-        children: dict[int, list[tuple[int, int]]] = {}
-        for i, parent, first_active in self._conditional:
-            children.setdefault(parent, []).append((i, first_active))
-        conditional = {i for i, _, _ in self._conditional}
-        total = 1
-        for p, c in enumerate(self.choices):
-            if p in conditional:
-                continue
-            kids = children.get(p, [])
-            total *= sum(
-                math.prod(int(self._sizes[i]) for i, first in kids if j >= first)
-                for j in range(len(c.values))
-            )
-        return total
+        return self._conditions.count_networks()
 
     # ----------------------------------------------------------------- construction
     def arch(self, values: Mapping[str, Any]) -> ArchConfig:
@@ -262,25 +167,12 @@ class SearchSpace:
             if extra:
                 parts.append(f"unknown dimensions {extra[:5]}{'...' if len(extra) > 5 else ''}")
             raise InvalidArchError(f"space {self.name!r}: " + "; ".join(parts))
-        return self._make([c.index(_plain(values[c.name])) for c in self.choices])
-
-    def _make(self, positions: Sequence[int]) -> ArchConfig:
-        pos = tuple(int(i) for i in positions)
-        items = tuple((c.name, c.values[i]) for c, i in zip(self.choices, pos))
-        masked = list(pos)
-        for i, parent, first_active in self._conditional:
-            if pos[parent] < first_active:
-                masked[i] = -1
-        return ArchConfig(self.name, items, _digest(masked), pos)
+        row = [c.index(_plain(values[c.name])) for c in self.choices]
+        return self._archs(np.array([row], dtype=np.int64))[0]
 
     def from_index_matrix(self, rows: np.ndarray) -> list[ArchConfig]:
         """Many architectures from an integer matrix (n, dims) of value positions, vectorised."""
-        rows = np.asarray(rows, dtype=np.int64)
-        if rows.ndim != 2 or rows.shape[1] != len(self.choices):
-            raise InvalidArchError(
-                f"space {self.name!r} needs an index matrix of shape (n, {len(self.choices)}), "
-                f"got {rows.shape}"
-            )
+        rows = self._index_matrix(rows)
         bad = (rows < 0) | (rows >= self._sizes)
         if bad.any():
             r, i = map(int, np.argwhere(bad)[0])
@@ -288,17 +180,35 @@ class SearchSpace:
                 f"{self.choices[i].name}: index {rows[r, i]} is out of range; "
                 f"allowed 0..{self._sizes[i] - 1}"
             )
-        masked = rows.copy()
-        for i, parent, first_active in self._conditional:
-            masked[rows[:, parent] < first_active, i] = -1
+        return self._archs(rows)
+
+    def _index_matrix(self, rows: np.ndarray, *, copy: bool = False) -> np.ndarray:
+        """``rows`` as an int64 matrix; raises unless it has one column per dimension."""
+        out = np.array(rows, dtype=np.int64, copy=True) if copy else np.asarray(rows, np.int64)
+        if out.ndim != 2 or out.shape[1] != len(self.choices):
+            raise InvalidArchError(
+                f"space {self.name!r} needs an index matrix of shape (n, {len(self.choices)}), "
+                f"got {out.shape}"
+            )
+        return out
+
+    def from_indices(self, row: Sequence[int]) -> ArchConfig:
+        """The architecture whose dimension ``i`` takes ``values[row[i]]``."""
+        if len(row) != len(self.choices):
+            raise InvalidArchError(
+                f"space {self.name!r} has {len(self.choices)} dimensions, got {len(row)} indices"
+            )
+        return self.from_index_matrix(np.asarray(row, dtype=np.int64).reshape(1, -1))[0]
+
+    def _archs(self, rows: np.ndarray) -> list[ArchConfig]:
+        """Configs of a validated index matrix; keys hash the positions with inactive ones -1."""
+        d = rows.shape[1]
+        packed = (self.mask_inactive(rows.copy()) + 1).astype(np.uint8).tobytes()
+        values = self._values[self._dims, rows].tolist()
         names = self.names
-        columns = [
-            np.asarray(c.values, dtype=object)[rows[:, i]] for i, c in enumerate(self.choices)
-        ]
-        packed = (masked + 1).astype(np.uint8)
         return [
-            ArchConfig(self.name, tuple(zip(names, vals)), _hash(key_bytes), tuple(row))
-            for row, vals, key_bytes in zip(rows.tolist(), zip(*columns), packed)
+            ArchConfig(self.name, tuple(zip(names, vals)), _hash(packed[r * d : (r + 1) * d]), pos)
+            for r, (vals, pos) in enumerate(zip(values, map(tuple, rows.tolist())))
         ]
 
     def validate(self, arch: ArchConfig | Mapping[str, Any]) -> None:
@@ -324,19 +234,6 @@ class SearchSpace:
                 )
             data = data["arch"]
         return self.arch(data)
-
-    def from_indices(self, row: Sequence[int]) -> ArchConfig:
-        """The architecture whose dimension ``i`` takes ``values[row[i]]``."""
-        if len(row) != len(self.choices):
-            raise InvalidArchError(
-                f"space {self.name!r} has {len(self.choices)} dimensions, got {len(row)} indices"
-            )
-        for c, i in zip(self.choices, row):
-            if not 0 <= i < len(c.values):
-                raise InvalidArchError(
-                    f"{c.name}: index {i} is out of range; allowed 0..{len(c.values) - 1}"
-                )
-        return self._make(row)
 
     def largest(self) -> ArchConfig:
         """Every dimension at its last (largest) value."""
@@ -375,16 +272,14 @@ class SearchSpace:
     def neighbours(self, arch: ArchConfig) -> list[ArchConfig]:
         """Every architecture that differs from ``arch`` in one active dimension."""
         row = self.indices([arch], fill_inactive=False)[0]
-        out = []
-        for i, c in enumerate(self.choices):
-            if not self.is_active(arch, c.name):
-                continue
-            for j in range(len(c.values)):
-                if j != row[i]:
-                    other = row.copy()
-                    other[i] = j
-                    out.append(self.from_indices(other))
-        return out
+        active = self.mask_inactive(row[None, :].copy())[0] >= 0
+        others = [
+            (i, j) for i in np.flatnonzero(active) for j in range(self._sizes[i]) if j != row[i]
+        ]
+        rows = np.repeat(row[None, :], len(others), axis=0)
+        for k, (i, j) in enumerate(others):
+            rows[k, i] = j
+        return self.from_index_matrix(rows)
 
     # ----------------------------------------------------------------- encoding
     def indices(self, archs: Sequence[ArchConfig], *, fill_inactive: bool = True) -> np.ndarray:
@@ -399,9 +294,16 @@ class SearchSpace:
     def mask_inactive(self, idx: np.ndarray) -> np.ndarray:
         """Set the positions of inactive dimensions in index matrix ``idx`` to -1, in place;
         returns ``idx``."""
-        for i, parent, first_active in self._conditional:
-            idx[idx[:, parent] < first_active, i] = -1
-        return idx
+        return self._conditions.mask(idx)
+
+    def network_ids(self, rows: np.ndarray) -> np.ndarray:
+        """One ``int64`` per index row naming its network (inactive dimensions ignored).
+
+        Exact (mixed radix) when the space is small enough, else a fixed 64-bit hash.
+        """
+        canon = self.mask_inactive(self._index_matrix(rows, copy=True)) + 1
+        with np.errstate(over="ignore"):
+            return canon @ self._id_weights  # type: ignore[no-any-return]
 
     def encode(self, archs: Sequence[ArchConfig], encoding: Encoding = "onehot") -> np.ndarray:
         """Float matrix, one row per architecture; inactive dimensions are zero.
@@ -416,7 +318,7 @@ class SearchSpace:
         if encoding == "ordinal":
             return np.where(idx >= 0, (idx + 1) / self._sizes, 0.0)
         if encoding != "onehot":
-            raise ValueError(f"encoding must be 'onehot' or 'ordinal', got {encoding!r}")
+            raise ConfigError(f"encoding must be 'onehot' or 'ordinal', got {encoding!r}")
         out = np.zeros((idx.shape[0], int(self._offsets[-1])), dtype=np.float64)
         rows, cols = np.nonzero(idx >= 0)
         out[rows, self._offsets[cols] + idx[rows, cols]] = 1.0
@@ -436,19 +338,19 @@ class SearchSpace:
         raise InvalidArchError(f"space {self.name!r} has no Once-for-All dict format")
 
 
-def _digest(masked_positions: Sequence[int]) -> str:
-    """The network key: a short hash of the value positions with inactive ones as -1."""
-    return _hash(bytes(p + 1 for p in masked_positions))
+def _network_id_weights(sizes: np.ndarray) -> np.ndarray:
+    """Weights of :meth:`SearchSpace.network_ids`: mixed radix (masked rows hold -1, so each
+    dimension has ``size + 1`` states) where exact in 62 bits, else a fixed odd 64-bit hash
+    (collisions ~ n^2 / 2^65: 1e-10 at 50,000 networks)."""
+    radix = sizes + 1
+    if float(np.prod(radix.astype(np.float64))) < 2.0**62:
+        return np.cumprod(np.concatenate([[1], radix[:-1]])).astype(np.int64)
+    rng = np.random.default_rng(0x5EED)
+    return rng.integers(1, 2**63 - 1, size=len(sizes), dtype=np.int64) | 1
 
 
-def _hash(data: bytes | np.ndarray) -> str:
-    return hashlib.blake2b(bytes(data), digest_size=6).hexdigest()
-
-
-def _at_least(value: Value, threshold: float) -> bool:
-    if isinstance(value, str):
-        raise TypeError(f"a condition needs a numeric dimension, got value {value!r}")
-    return value >= threshold
+def _hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=6).hexdigest()
 
 
 def _plain(value: Any) -> Any:

@@ -1,0 +1,106 @@
+"""Position information: learned absolute positions (elastic width) and rotary embeddings.
+
+* :class:`ElasticLearnedPositions` — GPT-2's ``wpe`` / ViT's ``pos_embed``: a table of
+  ``max_positions x max_width`` whose first ``T`` rows and ``d`` columns are added to a
+  ``(batch, T, d)`` input.
+* :func:`rotary_cos_sin` and :func:`apply_rotary` — LLaMA's rotary embedding (Hugging Face's
+  ``rotate_half`` convention). It acts per head, so with a fixed head size it has nothing to
+  slice; elastic and static attention both call these functions.
+
+Example:
+    >>> pos = ElasticLearnedPositions(1024, 768)
+    >>> pos(torch.randn(2, 16, 512)).shape            # adds positions 0..15, width 512
+    torch.Size([2, 16, 512])
+    >>> cos, sin = rotary_cos_sin(16, 64, base=10000.0)
+    >>> q = apply_rotary(torch.randn(2, 4, 16, 64), cos, sin)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nas.elastic.conv import build_uninitialized, check_width
+from nas.errors import ConfigError
+
+
+class ElasticLearnedPositions(nn.Module):
+    """A learned position table added to the input, sliced to its length and width.
+
+    Args:
+        max_positions: the longest sequence (ViT: patches + class token).
+        max_width: width of the largest configuration.
+
+    Attributes:
+        weight: ``(max_positions, max_width)``.
+        active_width: width :meth:`export` keeps (``forward`` follows the input).
+    """
+
+    def __init__(self, max_positions: int, max_width: int) -> None:
+        super().__init__()
+        self.max_positions = max_positions
+        self.max_width = max_width
+        self.weight = nn.Parameter(torch.zeros(max_positions, max_width))
+        self._active = max_width
+
+    @property
+    def active_width(self) -> int:
+        """Width of the active configuration (used by :meth:`export`)."""
+        return self._active
+
+    @active_width.setter
+    def active_width(self, value: int) -> None:
+        self._active = check_width("active_width", value, self.max_width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t, d = x.shape[-2], x.shape[-1]
+        if t > self.max_positions or d > self.max_width:
+            raise ConfigError(
+                f"input of {t} positions x {d} features exceeds the table's "
+                f"max_positions={self.max_positions} x max_width={self.max_width}"
+            )
+        weight = self.weight if t == self.max_positions else self.weight.narrow(0, 0, t)
+        return x + (weight if d == self.max_width else weight.narrow(1, 0, d))
+
+    def export(self) -> nn.Embedding:
+        """A plain ``nn.Embedding(max_positions, active_width)`` holding the table."""
+        static = build_uninitialized(
+            lambda: nn.Embedding(self.max_positions, self._active, dtype=self.weight.dtype),
+            self.weight.device,
+        )
+        with torch.no_grad():
+            static.weight.copy_(self.weight[:, : self._active])
+        return static
+
+    def extra_repr(self) -> str:
+        return f"{self.max_positions}, {self.max_width}, active_width={self._active}"
+
+
+def rotary_cos_sin(
+    seq_len: int,
+    head_dim: int,
+    *,
+    base: float,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(cos, sin)`` of shape ``(seq_len, head_dim)`` for positions ``0..seq_len-1``.
+
+    Frequencies ``base ** (-2i / head_dim)`` in float32, duplicated over the two halves of
+    the head (Hugging Face LLaMA's convention).
+    """
+    if head_dim % 2:
+        raise ConfigError(f"head_dim must be even for rotary embeddings, got {head_dim}")
+    steps = torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float()
+    inv_freq = 1.0 / (base ** (steps / head_dim))
+    positions = torch.arange(seq_len, device=device, dtype=torch.int64).float()
+    freqs = positions[:, None] * inv_freq[None, :]
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x`` of shape ``(..., seq_len, head_dim)`` by the angles of ``cos``/``sin``."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin

@@ -1,0 +1,91 @@
+"""Language modelling: next-token cross-entropy, distillation on logits, perplexity.
+
+Data: :func:`nas.text_data.load_text` (``"pydoc"`` embedded, or a ``.txt`` file or folder),
+byte-level tokens, windows of ``DataSpec.seq_len`` (default 64); the validation windows are
+the last ``val_fraction`` of the text (contiguous, so no validation text is trained on).
+
+Example:
+    >>> task = LanguageModellingTask()
+    >>> train, val = task.load(DataSpec(data="pydoc", seq_len=64, val_fraction=0.1))
+    >>> task.measure(model, val)        # {"perplexity": ..., "loss": ..., "n": ...}
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.errors import ConfigError
+from nas.tasks.base import DataSpec, Direction, Task
+from nas.tasks.classification import soft_cross_entropy
+
+DEFAULT_SEQ_LEN = 64
+
+
+class LanguageModellingTask(Task):
+    """Perplexity (lower is better) of next-token prediction."""
+
+    name: ClassVar[str] = "language_modelling"
+    metric: ClassVar[str] = "perplexity"
+    direction: ClassVar[Direction] = "min"
+    metrics: ClassVar[tuple[str, ...]] = ("perplexity", "loss")
+
+    def load(self, spec: DataSpec) -> tuple[Any, Any]:
+        from nas.data import SubsetData
+        from nas.text_data import load_text
+
+        if spec.val_split is not None:
+            raise ConfigError("language modelling splits by val_fraction, not val_split")
+        data = load_text(spec.data, seq_len=spec.seq_len or DEFAULT_SEQ_LEN, limit=spec.limit)
+        n_val = max(1, round(spec.val_fraction * len(data)))
+        order = np.arange(len(data))
+        return SubsetData(data, order[:-n_val]), SubsetData(data, order[-n_val:])
+
+    def num_outputs(self, data: Any) -> int:
+        return int(data.num_classes)
+
+    def prepare(self, inputs: torch.Tensor, resolution: int | None) -> torch.Tensor:
+        return inputs
+
+    def loss(
+        self, outputs: torch.Tensor, targets: torch.Tensor, *, label_smoothing: float = 0.0
+    ) -> torch.Tensor:
+        return F.cross_entropy(outputs.float().flatten(0, -2), targets.flatten(),
+                               label_smoothing=label_smoothing)
+
+    def distillation_loss(
+        self, outputs: torch.Tensor, teacher: torch.Tensor, *, temperature: float = 1.0
+    ) -> torch.Tensor:
+        return soft_cross_entropy(outputs.flatten(0, -2), teacher.flatten(0, -2), temperature)
+
+    @torch.no_grad()
+    def measure(
+        self,
+        model: nn.Module,
+        data: Any,
+        *,
+        batch_size: int = 256,
+        resolution: int | None = None,
+        device: str | torch.device = "cpu",
+        max_batches: int | None = None,
+    ) -> dict[str, float]:
+        from nas.data import eval_batches
+
+        was_training = model.training
+        model.eval()
+        total, n = 0.0, 0
+        try:
+            for x, y in eval_batches(data, batch_size, limit=max_batches):
+                logits = model(x.to(device)).float()
+                total += float(F.cross_entropy(logits.flatten(0, -2), y.to(device).flatten(),
+                                               reduction="sum"))
+                n += y.numel()
+        finally:
+            model.train(was_training)
+        loss = total / max(n, 1)
+        return {"perplexity": math.exp(min(loss, 50.0)), "loss": loss, "n": float(n)}
