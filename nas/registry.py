@@ -33,16 +33,28 @@ SupernetFactory = Callable[..., "Supernet"]
 # (space, arch, num_classes) -> the arch's layers, for counting and latency lookup tables
 LayersFunction = Callable[..., list[Any]]
 SPACE_PLUGINS = "nas.spaces"
+# a source tree on sys.path that is not installed has no entry points: its plug-ins by name
+_SOURCE_TREE_PLUGINS = {"nas.spaces": "search_spaces", "nas.predictors": "predictors"}
 
 
 def load_plugins(group: str) -> list[str]:
     """Import every module named in the entry-point ``group`` (Python caches imported modules,
-    so a second call imports nothing); returns their names."""
-    names = []
-    for point in entry_points(group=group):
-        importlib.import_module(point.value)
-        names.append(point.value)
-    return names
+    so a second call imports nothing); returns their names. Without any entry point (this
+    project run from a source tree, not installed), the tree's own plug-in is imported if
+    it is on the path."""
+    names = [point.value for point in entry_points(group=group)]
+    if not names and group in _SOURCE_TREE_PLUGINS:
+        names = [_SOURCE_TREE_PLUGINS[group]]
+    loaded = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        loaded.append(name)
+    return loaded
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -86,7 +86,7 @@ def collect_chosen(run_dir: str | Path) -> ReportTable:
 def _task_metric(run: RunDir) -> str:
     from nas.tasks import create_task
 
-    info = run.info() if (run.path / "run.json").is_file() else {}
+    info = run.info() if run.space is not None else {}
     if run.space is not None:
         return run.task.metric
     return create_task(str(info.get("task", "classification"))).metric
@@ -98,7 +98,7 @@ def _open(run_dir: str | Path) -> RunDir:
     path = Path(run_dir)
     if not path.is_dir():
         raise MissingFileError(f"{path}: no such run directory")
-    if (path / "space.json").is_file():
+    if RunDir.is_run(path):
         return RunDir.open(path)
     return RunDir(path, space=None)  # type: ignore[arg-type]  # the layout needs no space
 

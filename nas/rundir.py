@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from nas.tasks import DataSpec, Task
 
 SUBDIRS = ("supernet", "samples", "profiles", "predictors", "search", "exports")
+RUN_FILE, SPACE_FILE, TIMINGS_FILE = "run.json", "space.json", "timings.json"
 # the files of one profile's search (written by nas.search.store)
 TRIALS_FILE, PLAN_FILE, PARETO_FILE = "trials.csv", "plan.json", "pareto.csv"
 HYPERVOLUME_FILE, PARETO_PLOT = "hypervolume.csv", "pareto.png"
@@ -128,14 +129,14 @@ class RunDir:
         from nas.registry import space_module
 
         path = Path(path)
-        if (path / "space.json").exists():
+        if (path / SPACE_FILE).exists():
             return cls.open(path, space)
         check_name("run name", path.name)
         for sub in SUBDIRS:
             (path / sub).mkdir(parents=True, exist_ok=True)
         spec = {"fingerprint": space.fingerprint(), "module": space_module(space.name),
                 **space.to_spec()}
-        atomic_write_json(path / "space.json", spec)
+        atomic_write_json(path / SPACE_FILE, spec)
         atomic_write_json(path / "run.json", {"space": space.name, **info})
         return cls(path, space)
 
@@ -146,9 +147,9 @@ class RunDir:
         from nas.registry import resolve_space
 
         path = Path(path)
-        if not (path / "space.json").is_file():
+        if not (path / SPACE_FILE).is_file():
             raise RunDirError(f"{path}: not a run directory (no space.json)")
-        spec = read_json(path / "space.json")
+        spec = read_json(path / SPACE_FILE)
         if space is None:
             space = resolve_space(str(spec.get("name")), module=spec.get("module") or None)
         if spec.get("fingerprint") != space.fingerprint():
@@ -160,18 +161,23 @@ class RunDir:
         return cls(path, space)
 
     @staticmethod
+    def is_run(path: str | Path) -> bool:
+        """Whether ``path`` holds a run directory (its ``space.json``)."""
+        return (Path(path) / SPACE_FILE).is_file()
+
+    @staticmethod
     def space_name(path: str | Path) -> str:
         """The name of the space a run was made for."""
-        return str(read_json(Path(path) / "space.json")["name"])
+        return str(read_json(Path(path) / SPACE_FILE)["name"])
 
     # ------------------------------------------------------------------ run.json
     def info(self) -> dict[str, Any]:
         """The contents of ``run.json``."""
-        return dict(read_json(self.path / "run.json"))
+        return dict(read_json(self.path / RUN_FILE))
 
     def update_info(self, **changes: Any) -> None:
         """Merge ``changes`` into ``run.json``."""
-        atomic_write_json(self.path / "run.json", {**self.info(), **changes})
+        atomic_write_json(self.path / RUN_FILE, {**self.info(), **changes})
 
     @property
     def task(self) -> Task:
@@ -188,9 +194,9 @@ class RunDir:
         data = self.info().get("data")
         if not isinstance(data, Mapping):
             raise RunDirError(
-                f"{self.path / 'run.json'}: field 'data' missing (train the run first)"
+                f"{self.path / RUN_FILE}: field 'data' missing (train the run first)"
             )
-        return DataSpec.from_dict(data, source=f"{self.path / 'run.json'} field 'data'")
+        return DataSpec.from_dict(data, source=f"{self.path / RUN_FILE} field 'data'")
 
     def subdir(self, *parts: str) -> Path:
         """``path/parts...``, created if missing."""
@@ -298,6 +304,10 @@ class RunDir:
         """``search/<profile>/``."""
         return self.path / "search" / check_name("profile", profile)
 
+    def plan_json(self, profile: str) -> Path:
+        """``search/<profile>/plan.json``: the search's problem and settings."""
+        return self.search_dir(profile) / PLAN_FILE
+
     def trials_csv(self, profile: str) -> Path:
         """``search/<profile>/trials.csv``."""
         return self.search_dir(profile) / TRIALS_FILE
@@ -332,7 +342,7 @@ class RunDir:
     @property
     def timings_json(self) -> Path:
         """``timings.json``: step name → seconds."""
-        return self.path / "timings.json"
+        return self.path / TIMINGS_FILE
 
     def timings(self) -> dict[str, float]:
         """Step name → seconds (empty when none was recorded)."""

@@ -89,7 +89,7 @@ def learning_curve(
     n = len(y)
     out = []
     for f in sorted(set(fractions)):
-        m = int(round(f * n))
+        m = round(f * n)
         if m < 6:
             continue
         taus, sizes = [], []
@@ -143,33 +143,30 @@ def advise(
     ``more`` is the smallest of :data:`STEPS` (at most ten times ``n``) after which the
     fitted curve gains ``gain`` (capped by the plateau) over its value where ``tau`` was
     measured (the training size of the last curve point: CV trains on fewer than ``n``).
+    The expected τ is ``tau`` plus that gain, never above the plateau.
     """
     plateau, b, c = fit_curve(curve)
     measured_at = curve[-1][0] if curve else float(n)
     now = plateau - b * measured_at ** (-c)
     head = f"kendall tau {tau:.2f} +- {tau_std:.2f} from {n} {unit}"
-    room = plateau - now
+    room = plateau - max(now, tau)
+
+    def advice(more: int, expected: float, message: str) -> MeasureAdvice:
+        return MeasureAdvice(n=n, kendall_tau=tau, kendall_tau_std=tau_std, curve=tuple(curve),
+                             plateau=plateau, more=more, expected_tau=expected, message=message)
+
     if room < max(0.02, gain / 2):
-        return MeasureAdvice(
-            n=n, kendall_tau=tau, kendall_tau_std=tau_std, curve=tuple(curve),
-            plateau=plateau, more=0, expected_tau=tau,
-            message=f"{head}; more would hardly help (the curve levels off near {plateau:.2f})",
+        return advice(
+            0, tau, f"{head}; more would hardly help (the curve levels off near {plateau:.2f})"
         )
     target = now + min(gain, room - 0.01)
     for step in (s for s in STEPS if s <= 10 * n):
         expected = plateau - b * (n + step) ** (-c)
         if expected >= target:
-            reach = tau + (expected - now)
-            return MeasureAdvice(
-                n=n, kendall_tau=tau, kendall_tau_std=tau_std, curve=tuple(curve),
-                plateau=plateau, more=step, expected_tau=reach,
-                message=f"{head}; {step} more would likely reach {reach:.2f}",
-            )
-    return MeasureAdvice(
-        n=n, kendall_tau=tau, kendall_tau_std=tau_std, curve=tuple(curve), plateau=plateau,
-        more=0, expected_tau=tau,
-        message=(
-            f"{head}; even {10 * n} more would add under {gain:.2f} "
-            f"(the curve levels off near {plateau:.2f})"
-        ),
+            reach = min(plateau, tau + (expected - now))
+            return advice(step, reach, f"{head}; {step} more would likely reach {reach:.2f}")
+    return advice(
+        0, tau,
+        f"{head}; even {10 * n} more would add under {gain:.2f} "
+        f"(the curve levels off near {plateau:.2f})",
     )

@@ -5,8 +5,9 @@ on, so no predictor or encoding is fixed in advance. :func:`select_model` scores
 :class:`Candidate` of a small set (:data:`CANDIDATES`: linear, robust, kernel and boosted
 models on the cost, one-hot and engineered encodings) by k-fold cross-validation on the
 given rows: every row is predicted once by a model that did not see it, and the pooled
-out-of-fold predictions are scored. Candidates rank by Kendall τ first; those within one
-bootstrap standard error of the best τ are ties, broken by the lower RMSE. The result is a
+out-of-fold predictions are scored. Candidates rank by Kendall τ first; those within half a
+paired bootstrap standard error of the best τ (:data:`TIE_BAND`) are ties, broken by the
+lower RMSE. The result is a
 :class:`Selection`: the CV table, best first, and the chosen candidate.
 
 Example:
@@ -18,14 +19,15 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 from threadpoolctl import threadpool_limits
 
+from nas.errors import ConfigError
 from nas.space import ArchConfig, SearchSpace
 from predictors.base import BasePredictor
 from predictors.encoding import ENCODERS, arch_indices
@@ -37,6 +39,10 @@ FitPredict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 BOOTSTRAP = 200
 """Resamples of the out-of-fold pairs behind each τ's standard error."""
+
+TIE_BAND = 0.5
+"""Candidates whose τ trails the best by at most this many paired bootstrap standard errors
+are ties (broken by error): closer than the CV can tell apart."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,12 +61,12 @@ class Candidate:
 
     def __post_init__(self) -> None:
         if self.predictor not in list_predictors():
-            raise ValueError(
+            raise ConfigError(
                 f"candidate predictor {self.predictor!r} is unknown; "
                 f"allowed: {list_predictors()}"
             )
         if self.encoder not in ENCODERS:
-            raise ValueError(
+            raise ConfigError(
                 f"candidate encoder {self.encoder!r} is unknown; allowed: {list(ENCODERS)}"
             )
 
@@ -68,6 +74,18 @@ class Candidate:
     def label(self) -> str:
         """``predictor/encoder``, with ``/log`` for a log target."""
         return f"{self.predictor}/{self.encoder}" + ("/log" if self.log_target else "")
+
+    @classmethod
+    def from_dict(cls, row: Mapping[str, Any]) -> Candidate:
+        """The candidate of a CV-table row (:meth:`CandidateScore.to_dict`, as profiles keep
+        them in ``selection["table"]``)."""
+        try:
+            return cls(predictor=str(row["predictor"]), encoder=str(row["encoder"]),
+                       log_target=bool(row.get("log_target", False)))
+        except (KeyError, TypeError):
+            raise ConfigError(
+                f"a candidate needs 'predictor' and 'encoder', got {dict(row)!r}"
+            ) from None
 
     def make(self, space: SearchSpace, **kwargs: Any) -> BasePredictor:
         """A new, unfitted predictor for ``space``."""
@@ -146,7 +164,8 @@ class Selection:
             "folds": self.folds,
             "repeats": self.repeats,
             "seed": self.seed,
-            "ranking": "kendall_tau, ties within one bootstrap standard error by rmse",
+            "ranking": f"kendall_tau; ties (within {TIE_BAND} paired bootstrap standard errors) "
+            "by rmse",
             "chosen": self.chosen.label,
             "table": [row.to_dict() for row in self.table],
         }
@@ -155,9 +174,9 @@ class Selection:
 def fold_ids(n: int, folds: int, seed: int) -> np.ndarray:
     """A fold number per row, shuffled by ``seed``; ``folds >= n`` is leave-one-out."""
     if n < 2:
-        raise ValueError(f"cross-validation needs at least 2 rows, got {n}")
+        raise ConfigError(f"cross-validation needs at least 2 rows, got {n}")
     if folds < 2:
-        raise ValueError(f"folds must be >= 2, got {folds}")
+        raise ConfigError(f"folds must be >= 2, got {folds}")
     k = min(folds, n)
     ids = np.empty(n, dtype=np.int64)
     ids[np.random.default_rng(seed).permutation(n)] = np.arange(n) % k
@@ -223,30 +242,36 @@ def _fit_predict(cand: Candidate, space: SearchSpace, X: np.ndarray, y: np.ndarr
 
 def _check_candidates(candidates: Sequence[Candidate], y: np.ndarray) -> list[Candidate]:
     if not candidates:
-        raise ValueError("candidates is empty: give at least one Candidate")
+        raise ConfigError("candidates is empty: give at least one Candidate")
     usable = [c for c in candidates if not (c.log_target and np.any(y <= 0))]
     if not usable:
-        raise ValueError("every candidate has log_target=True, but some latencies are <= 0")
+        raise ConfigError("every candidate has log_target=True, but some latencies are <= 0")
     return usable
 
 
+def tied_with_best(
+    taus: dict[str, float], boot: dict[str, np.ndarray], band: float = TIE_BAND
+) -> set[str]:
+    """Names whose τ is within ``band`` paired bootstrap standard errors of the best τ.
+
+    ``boot[name]`` holds :func:`bootstrap_taus` of each name on the same resamples.
+    """
+    top = max(taus, key=lambda k: taus[k])
+    tied = set()
+    for name in taus:
+        diff = boot[top] - boot[name]
+        if name == top or float(np.mean(diff)) <= band * float(np.std(diff)):
+            tied.add(name)
+    return tied
+
+
 def _rank(rows: list[CandidateScore], boot: dict[str, np.ndarray]) -> list[CandidateScore]:
-    """Best τ first; candidates within one paired bootstrap SE of it are ties, by RMSE."""
-    top = max(rows, key=lambda r: r.kendall_tau)
-    out = []
-    for row in rows:
-        diff = boot[top.candidate.label] - boot[row.candidate.label]
-        tied = row is top or float(np.mean(diff)) <= float(np.std(diff))
-        out.append(_replace_tied(row, tied))
+    """Best τ first; candidates within :data:`TIE_BAND` SE of it are ties, by RMSE."""
+    tied = tied_with_best({r.candidate.label: r.kendall_tau for r in rows}, boot)
+    out = [replace(r, tied=r.candidate.label in tied) for r in rows]
     ties = sorted((r for r in out if r.tied), key=lambda r: (r.rmse, -r.kendall_tau))
     rest = sorted((r for r in out if not r.tied), key=lambda r: (-r.kendall_tau, r.rmse))
     return ties + rest
-
-
-def _replace_tied(row: CandidateScore, tied: bool) -> CandidateScore:
-    from dataclasses import replace
-
-    return replace(row, tied=tied)
 
 
 def select_model(
@@ -265,17 +290,18 @@ def select_model(
     latency is not positive.
 
     Raises:
-        ValueError: fewer than 4 rows, lengths differ, non-finite latencies, bad ``folds``.
+        ConfigError (a ``ValueError``): fewer than 4 rows, lengths differ, non-finite
+            latencies, bad ``folds``.
     """
     y = np.asarray(latency_ms, dtype=np.float64).ravel()
     if len(archs) != len(y):
-        raise ValueError(f"got {len(archs)} architectures but {len(y)} latencies")
+        raise ConfigError(f"got {len(archs)} architectures but {len(y)} latencies")
     if len(y) < 4:
-        raise ValueError(f"model selection needs at least 4 measured architectures, got {len(y)}")
+        raise ConfigError(f"model selection needs at least 4 measured architectures, got {len(y)}")
     if not np.all(np.isfinite(y)):
-        raise ValueError("latencies must be finite (found NaN or inf)")
+        raise ConfigError("latencies must be finite (found NaN or inf)")
     if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
+        raise ConfigError(f"repeats must be >= 1, got {repeats}")
     usable = _check_candidates(candidates, y)
     idx = arch_indices(space, archs)
     with threadpool_limits(limits=1):  # many tiny fits: BLAS threads only contend

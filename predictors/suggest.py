@@ -1,34 +1,36 @@
-"""Which architectures to measure next: where a bootstrap ensemble disagrees, spread out.
+"""Which architectures to measure next: those that most lower the model's average uncertainty.
 
 :func:`suggest_archs` picks ``n`` architectures from a pool (given, or sampled from the
-space) one at a time. Each pick maximises ``disagreement × distance``: the relative spread
-of a bootstrap ensemble of the latency model (refitted on resampled measured rows) at that
-architecture, times its distance in the model's standardised encoding to the nearest
-architecture already measured or picked. Without measurements (or with fewer than 4) the
-disagreement is 1 everywhere and the picks are a farthest-point (space-filling) design.
-Deterministic for a given ``seed``.
+space) by greedy V-optimal design: each pick is the architecture whose measurement most
+lowers the prediction variance of a linear model in the latency model's encoding, averaged
+over the whole pool (so, unlike farthest-point or extreme designs, the picks serve the
+architectures a search will query, not the corners). What is measured already counts: the
+design starts from those rows. Latencies are not needed (a linear model's variance depends
+on where it was measured, not on what), so it also plans the first measurements of a
+device. Deterministic for a given ``seed`` (which only draws the pool).
 
 Example:
-    >>> picks = suggest_archs(space, 10, measured=archs, latency_ms=y, seed=0)
+    >>> chosen = selection.chosen                # the import's cross-validated model
+    >>> picks = suggest_archs(space, 10, measured=archs, model=chosen)
     >>> [space.format(a) for a in picks]
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-from numpy.typing import ArrayLike
 
+from nas.errors import ConfigError
 from nas.space import ArchConfig, SearchSpace
-from predictors.base import BasePredictor
-from predictors.encoding import arch_indices
+from predictors.encoding import ENCODERS, arch_indices, encode_indices
 from predictors.model_selection import CANDIDATES, Candidate
 
 POOL = 5000
 """Architectures sampled from the space when no pool is given."""
 
-Factory = Callable[[], BasePredictor]
+RIDGE = 1e-3
+"""Prior precision of the design's linear model (keeps the first picks well defined)."""
 
 
 def _pool(
@@ -46,61 +48,31 @@ def _pool(
     return out
 
 
-def disagreement(
-    factory: Factory, X: np.ndarray, y: np.ndarray, X_pool: np.ndarray, *, members: int,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Relative spread (std / |mean|) of ``members`` bootstrap refits at each pool row."""
-    preds = []
-    for _ in range(members):
-        rows = rng.integers(0, len(y), len(y))
-        if np.ptp(y[rows]) == 0:
-            continue
-        preds.append(factory().fit_features(X[rows], y[rows]).predict_features(X_pool))
-    if len(preds) < 2:
-        return np.ones(len(X_pool))
-    P = np.stack(preds)
-    spread = P.std(axis=0) / np.maximum(np.abs(P.mean(axis=0)), 1e-12)
-    top = float(spread.max())
-    return spread / top if top > 0 else np.ones(len(X_pool))
-
-
-def farthest_points(
-    X_pool: np.ndarray, X_seen: np.ndarray, n: int, weight: np.ndarray | None = None
+def variance_picks(
+    X_pool: np.ndarray, X_seen: np.ndarray, n: int, *, ridge: float = RIDGE
 ) -> list[int]:
-    """Greedy picks of ``n`` pool rows maximising ``weight × distance to the nearest seen``.
+    """Greedy V-optimal picks: ``n`` pool rows, each lowering the mean prediction variance
+    of a linear model (with intercept, on pool-standardised columns) over the pool most.
 
-    Columns are standardised over the pool first; with nothing seen the first pick is the
-    row farthest from the pool's centroid.
+    Adding row ``z`` to a design with precision ``A`` lowers the pool's summed variance by
+    ``zᵀ A⁻¹ G A⁻¹ z / (1 + zᵀ A⁻¹ z)`` with ``G = Σ x xᵀ`` over the pool (rank-one update).
     """
+    mean = X_pool.mean(axis=0)
     scale = X_pool.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
-    Z = (X_pool - X_pool.mean(axis=0)) / scale
-    if len(X_seen):
-        S = (X_seen - X_pool.mean(axis=0)) / scale
-        nearest = _squared_distance_to_nearest(Z, S)
-    else:
-        nearest = np.full(len(Z), np.inf)
-    w = np.ones(len(Z)) if weight is None else np.asarray(weight, dtype=np.float64)
+    P = np.hstack([(X_pool - mean) / scale, np.ones((len(X_pool), 1))])
+    S = np.hstack([(X_seen - mean) / scale, np.ones((len(X_seen), 1))])
+    A = S.T @ S + ridge * np.eye(P.shape[1])
+    G = P.T @ P / len(P)
     picks: list[int] = []
-    for _ in range(min(n, len(Z))):
-        score = w * (np.sqrt(nearest) if np.isfinite(nearest).all() else np.linalg.norm(Z, axis=1))
-        score[picks] = -np.inf
-        i = int(np.argmax(score))
+    for _ in range(min(n, len(P))):
+        inv = np.linalg.inv(A)
+        gain = ((P @ (inv @ G @ inv)) * P).sum(axis=1) / (1.0 + ((P @ inv) * P).sum(axis=1))
+        gain[picks] = -np.inf
+        i = int(np.argmax(gain))
         picks.append(i)
-        nearest = np.minimum(nearest, ((Z - Z[i]) ** 2).sum(axis=1))
+        A += np.outer(P[i], P[i])
     return picks
-
-
-def _squared_distance_to_nearest(Z: np.ndarray, S: np.ndarray) -> np.ndarray:
-    """Per row of ``Z``, the squared distance to its nearest row of ``S`` (in chunks)."""
-    z2 = (Z**2).sum(axis=1)
-    out = np.full(len(Z), np.inf)
-    for start in range(0, len(S), 256):
-        chunk = S[start : start + 256]
-        d = z2[:, None] + (chunk**2).sum(axis=1)[None, :] - 2.0 * Z @ chunk.T
-        out = np.minimum(out, np.maximum(d, 0.0).min(axis=1))
-    return out
 
 
 def suggest_archs(
@@ -108,10 +80,8 @@ def suggest_archs(
     n: int,
     *,
     measured: Sequence[ArchConfig] = (),
-    latency_ms: ArrayLike | None = None,
     pool: Sequence[ArchConfig] | None = None,
-    model: Candidate | Factory | None = None,
-    members: int = 10,
+    model: Candidate | str | None = None,
     seed: int = 0,
 ) -> list[ArchConfig]:
     """The ``n`` architectures worth measuring next (none already in ``measured``).
@@ -119,46 +89,35 @@ def suggest_archs(
     Args:
         space: the search space.
         n: how many to pick.
-        measured: the architectures measured so far; ``latency_ms``: their latencies.
-        pool: where to pick from (default: :data:`POOL` sampled from ``space``).
-        model: the latency model to bootstrap (a :class:`Candidate`, or a factory of unfitted
-            predictors); default the first of :data:`CANDIDATES`. Pass the chosen one
-            (``selection.chosen``).
-        members: bootstrap refits behind the disagreement.
+        measured: the architectures measured so far (the design starts from them).
+        pool: where to pick from (default: :data:`POOL` architectures sampled from ``space``
+            with ``seed``).
+        model: whose encoding the design is made in: a :class:`Candidate` (pass the import's
+            chosen one, ``selection.chosen``), an encoder name, or ``None`` (the first of
+            :data:`CANDIDATES`).
 
     Raises:
-        ValueError: ``n < 1``, or ``latency_ms`` does not match ``measured``.
+        ConfigError (a ``ValueError``): ``n < 1`` or an unknown encoder.
     """
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    y = None if latency_ms is None else np.asarray(latency_ms, dtype=np.float64).ravel()
-    if y is not None and len(y) != len(measured):
-        raise ValueError(f"got {len(measured)} measured architectures but {len(y)} latencies")
-    rng = np.random.default_rng(seed)
-    candidates = _pool(space, pool, measured, rng)
-    factory = _factory(space, model)
-    probe = factory()
-    X_pool = probe.encode_indices(arch_indices(space, candidates))
+        raise ConfigError(f"n must be >= 1, got {n}")
+    encoder = _encoder(model)
+    candidates = _pool(space, pool, measured, np.random.default_rng(seed))
+    X_pool = encode_indices(space, arch_indices(space, candidates), encoder)
     X_seen = (
-        probe.encode_indices(arch_indices(space, measured)) if measured
+        encode_indices(space, arch_indices(space, measured), encoder) if measured
         else np.zeros((0, X_pool.shape[1]))
     )
-    weight = None
-    if y is not None and len(y) >= 4:
-        weight = np.maximum(
-            disagreement(factory, X_seen, y, X_pool, members=members, rng=rng), 0.05
-        )
-    return [candidates[i] for i in farthest_points(X_pool, X_seen, n, weight)]
+    return [candidates[i] for i in variance_picks(X_pool, X_seen, n)]
 
 
-def _factory(space: SearchSpace, model: Candidate | Factory | None) -> Factory:
+def _encoder(model: Candidate | str | None) -> str:
     if model is None:
-        model = CANDIDATES[0]
+        return CANDIDATES[0].encoder
     if isinstance(model, Candidate):
-        chosen = model
-        return lambda: chosen.make(space)
-    if not callable(model):
-        raise ValueError(
-            f"model must be a Candidate, a factory of predictors or None, got {type(model).__name__}"
+        return model.encoder
+    if model not in ENCODERS:
+        raise ConfigError(
+            f"model must be a Candidate, an encoder of {list(ENCODERS)} or None, got {model!r}"
         )
     return model

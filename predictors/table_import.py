@@ -1,8 +1,7 @@
 """Importing published latency measurements: a CSV of architectures → a fitted latency model.
 
-:func:`read_arch_table` turns the rows of a table into architectures (a cell-string column
-parsed by ``space.parse``, Once-for-All ``ks/e/d/r`` columns by ``space.from_ofa``, or one
-column per dimension). :func:`fit_latency_model` chooses a latency model by cross-validation
+:func:`read_arch_table` (from :mod:`nas.arch_table`, re-exported here) turns the rows of a
+table into architectures. :func:`fit_latency_model` chooses a latency model by cross-validation
 on those rows (see :mod:`predictors.model_selection`), refits it on every row and returns a
 ``nas.hardware.LatencyModel`` with its out-of-fold scores, the CV table and advice on how
 much more to measure (``selection``); naming one predictor and encoder fits just that one.
@@ -16,17 +15,16 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from nas.arch_table import OFA_FIELDS, read_arch_table
+from nas.errors import ConfigError
 from nas.hardware.profile import LatencyModel
-from nas.space import ArchConfig, InvalidArchError, SearchSpace
+from nas.space import ArchConfig, SearchSpace
 from predictors.encoding import ENCODERS
 from predictors.io import predictor_to_json
 from predictors.learning_curve import FRACTIONS, MeasureAdvice, advise, learning_curve
@@ -34,57 +32,10 @@ from predictors.metrics import scores
 from predictors.model_selection import CANDIDATES, Candidate, Selection, select_model
 from predictors.registry import create_predictor, list_predictors
 
-OFA_FIELDS = ("ks", "e", "d", "r", "w", "image_size")
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in "[{":
-        return json.loads(value)
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def read_arch_table(
-    path: str | Path, space: SearchSpace, arch_columns: Sequence[str]
-) -> tuple[list[ArchConfig], pd.DataFrame]:
-    """The architectures of every row of CSV ``path`` and the table itself.
-
-    Raises:
-        ValueError: a column is missing, or a row does not parse (naming file, row, column).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    frame = pd.read_csv(path)
-    missing = [c for c in arch_columns if c not in frame.columns]
-    if missing or not arch_columns:
-        raise ValueError(
-            f"{path}: arch column(s) {missing or '(none given)'} not in the table; "
-            f"columns are {list(frame.columns)}"
-        )
-    archs = []
-    for row, values in enumerate(frame[list(arch_columns)].itertuples(index=False), start=2):
-        try:
-            archs.append(_arch_of_row(space, list(arch_columns), [_cell(v) for v in values]))
-        except (InvalidArchError, json.JSONDecodeError, TypeError) as exc:
-            raise ValueError(
-                f"{path}: line {row}, columns {list(arch_columns)} do not parse as an "
-                f"architecture of {space.name!r}: {exc}"
-            ) from None
-    return archs, frame
-
-
-def _arch_of_row(space: SearchSpace, columns: list[str], values: list[Any]) -> ArchConfig:
-    if len(columns) == 1 and isinstance(values[0], str) and hasattr(space, "parse"):
-        arch: ArchConfig = space.parse(values[0])
-        return arch
-    if set(columns) <= set(OFA_FIELDS):
-        return space.from_ofa(dict(zip(columns, values)))
-    if len(columns) == 1 and isinstance(values[0], dict):
-        return space.from_json(values[0])
-    return space.arch(dict(zip(columns, values)))
-
+__all__ = ["AUTO", "OFA_FIELDS", "fit_latency_model", "read_arch_table"]
 
 AUTO = "auto"
+"""``predictor``/``encoder`` value that leaves the choice to cross-validation."""
 
 
 def fit_latency_model(
@@ -112,8 +63,9 @@ def fit_latency_model(
     then) go to it.
 
     Raises:
-        ValueError: mismatched lengths, non-finite latencies, too few rows, an unknown
-            predictor or encoder, or ``kwargs`` without both predictor and encoder named.
+        ConfigError (a ``ValueError``): mismatched lengths, non-finite latencies, too few
+            rows, an unknown predictor or encoder, or ``kwargs`` without both predictor and
+            encoder named.
     """
     y = np.asarray(latency_ms, dtype=np.float64).ravel()
     _check_rows(archs, y, holdout)
@@ -146,13 +98,13 @@ def fit_latency_model(
 
 def _check_rows(archs: Sequence[ArchConfig], y: np.ndarray, holdout: float) -> None:
     if len(archs) != len(y):
-        raise ValueError(f"got {len(archs)} architectures but {len(y)} latencies")
+        raise ConfigError(f"got {len(archs)} architectures but {len(y)} latencies")
     if not np.all(np.isfinite(y)):
-        raise ValueError("latency column has missing or non-finite values")
+        raise ConfigError("latency column has missing or non-finite values")
     if not 0 < holdout < 1:
-        raise ValueError(f"holdout must be in (0, 1), got {holdout}")
+        raise ConfigError(f"holdout must be in (0, 1), got {holdout}")
     if len(y) < 4:
-        raise ValueError(f"need at least 4 measured architectures, got {len(y)}")
+        raise ConfigError(f"need at least 4 measured architectures, got {len(y)}")
 
 
 def _matching(
@@ -160,20 +112,20 @@ def _matching(
 ) -> list[Candidate]:
     """The candidates to cross-validate: those matching a named predictor or encoder."""
     if kwargs:
-        raise ValueError(
+        raise ConfigError(
             f"options {sorted(kwargs)} apply to one predictor: name both predictor and encoder "
             f"(got predictor={predictor!r}, encoder={encoder!r})"
         )
     if predictor != AUTO and predictor not in list_predictors():
-        raise ValueError(f"unknown predictor {predictor!r}; allowed: {[AUTO, *list_predictors()]}")
+        raise ConfigError(f"unknown predictor {predictor!r}; allowed: {[AUTO, *list_predictors()]}")
     if encoder != AUTO and encoder not in ENCODERS:
-        raise ValueError(f"unknown encoder {encoder!r}; allowed: {[AUTO, *ENCODERS]}")
+        raise ConfigError(f"unknown encoder {encoder!r}; allowed: {[AUTO, *ENCODERS]}")
     pool = [
         c for c in candidates
         if predictor in (AUTO, c.predictor) and encoder in (AUTO, c.encoder)
     ]
     if not pool:
-        raise ValueError(
+        raise ConfigError(
             f"no candidate matches predictor={predictor!r}, encoder={encoder!r}; candidates "
             f"are {[c.label for c in candidates]} (or name both predictor and encoder)"
         )
@@ -206,7 +158,7 @@ def _fit_one(
     order = np.random.default_rng(seed).permutation(len(y))
     n_test = max(2, round(holdout * len(y)))
     if len(y) - n_test < 2:
-        raise ValueError(f"need at least 4 measured architectures, got {len(y)}")
+        raise ConfigError(f"need at least 4 measured architectures, got {len(y)}")
     test, train = order[:n_test], order[n_test:]
     make = lambda: create_predictor(predictor, space=space, encoder=encoder, **kwargs)  # noqa: E731
     X = make().encode(archs)

@@ -7,17 +7,22 @@ architectures on the new one, and compares by leave-one-out (10-fold beyond 30 r
 each fit explains of the measured rows:
 
 * ``prior``: non-negative least squares on the priors' predictions (plus an intercept): a
-  prior weighted 0 is dropped;
+  prior weighted 0 is dropped; ``prior:selected`` does the same on the priors that forward
+  selection keeps (each added only while it lowers the out-of-fold error: with 20 rows a
+  mix of every prior can fit noise);
 * ``own``: a linear model on the device's own features alone (no prior), on each of
   ``encoders`` (``compact`` cost counts, ``onehot`` per-position choices): robust (Huber)
   where the rows outnumber the features, else ridge with a penalty chosen by GCV;
-* ``both``: the prior mix, plus a ridge model of its residual on one of ``encoders``.
+* ``both``: the selected priors' mix, plus a ridge model of its residual on one of
+  ``encoders`` (penalty chosen by generalised cross-validation).
 
-The candidate with the lowest leave-one-out mean absolute error wins (what it explains of
-the measured rows; at 20 rows a leave-one-out τ is too noisy to rank by: its bootstrap
-spread is about 0.1, and it is recorded beside). When no prior-based fit wins, the own fit
-is used: a prior is not trusted because it is there. :attr:`TransferPredictor.evidence` records the table, how much
-each prior alone explains, the weights and the priors used, and the advice on measuring more.
+Among the candidates whose leave-one-out Kendall τ is within one paired bootstrap standard
+error of the best τ, the lowest leave-one-out mean absolute error wins (what it explains of
+the measured rows: at 20 rows a τ alone is too noisy to rank by, its bootstrap spread is
+about 0.1, but it keeps out fits that predict the mean well and the order badly). When no
+prior-based fit wins, the own fit is used: a prior is not trusted because it is there.
+:attr:`TransferPredictor.evidence` records the table, how much each prior alone explains (and
+none: the ``own`` rows), the weights and the priors used, and the advice on measuring more.
 
 Example:
     >>> priors = [latency_predictor(load_profile(n), space) for n in others]
@@ -37,13 +42,14 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import HuberRegressor, RidgeCV
 from threadpoolctl import threadpool_limits
 
+from nas.errors import ConfigError
 from nas.hardware.profile import LatencyModel
 from nas.space import ArchConfig, SearchSpace
 from predictors.base import BasePredictor, State
 from predictors.encoding import ENCODERS, encode_indices
 from predictors.learning_curve import MeasureAdvice, advise, learning_curve
 from predictors.metrics import scores
-from predictors.model_selection import bootstrap_taus, cross_val_predict
+from predictors.model_selection import bootstrap_taus, cross_val_predict, tied_with_best
 
 CHOICES = ("prior", "own", "both")
 AUTO_ENCODERS = ("compact", "onehot")
@@ -51,6 +57,12 @@ MAX_LOO = 30
 RIDGE_ALPHAS = tuple(np.logspace(-3, 3, 13))
 
 Fit = tuple[np.ndarray, float]
+Spec = tuple[str, "str | None", tuple[int, ...]]
+"""A candidate fit: its kind (one of :data:`CHOICES`), own encoder, and prior columns."""
+
+
+def _mae(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.mean(np.abs(pred - y)))
 
 
 def _standardised(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -119,18 +131,20 @@ class TransferPredictor(BasePredictor):
         log_target: bool = False,
     ) -> None:
         if encoder != "auto" and encoder not in ENCODERS:
-            raise ValueError(f"encoder must be 'auto' or one of {list(ENCODERS)}, got {encoder!r}")
+            raise ConfigError(f"encoder must be 'auto' or one of {list(ENCODERS)}, got {encoder!r}")
         self.encoders = AUTO_ENCODERS if encoder == "auto" else (encoder,)
         super().__init__(space, encoder=self.encoders[0], log_target=log_target)
         self.encoder_option = encoder
         if choice is not None and choice not in CHOICES:
-            raise ValueError(f"choice must be one of {list(CHOICES)} or None, got {choice!r}")
+            raise ConfigError(f"choice must be one of {list(CHOICES)} or None, got {choice!r}")
         _check_priors(space, priors)
         if priors and prior_names and len(prior_names) != len(priors):
-            raise ValueError(f"got {len(priors)} priors but {len(prior_names)} prior_names")
+            raise ConfigError(f"got {len(priors)} priors but {len(prior_names)} prior_names")
         self.priors = list(priors)
         # names without priors: a saved predictor being loaded (its priors come in set_state)
-        self.prior_names = [str(n) for n in prior_names] or [f"prior{i}" for i in range(len(priors))]
+        self.prior_names = [str(n) for n in prior_names] or [
+            f"prior{i}" for i in range(len(priors))
+        ]
         self.forced = choice
         self.choice: str | None = None
         self.own_encoder: str | None = None
@@ -174,113 +188,153 @@ class TransferPredictor(BasePredictor):
             out[e] = slice(start, start + width)
             start += width
         if start != X.shape[1]:
-            raise ValueError(f"transfer features have {X.shape[1]} columns, expected {start}")
+            raise ConfigError(f"transfer features have {X.shape[1]} columns, expected {start}")
         return out
 
-    def _candidates(self, X: np.ndarray) -> dict[str, tuple[str, str | None, np.ndarray]]:
-        """Candidate name -> (kind, own encoder, design matrix)."""
-        k, blocks = len(self.priors), self._slices(X)
-        out: dict[str, tuple[str, str | None, np.ndarray]] = {}
+    def _candidates(self, X: np.ndarray, y: np.ndarray) -> dict[str, Spec]:
+        """Candidate name -> (kind, own encoder, prior columns)."""
+        k = len(self.priors)
         kinds = [self.forced] if self.forced else (list(CHOICES) if k else ["own"])
+        every = tuple(range(k))
+        chosen = self._forward_priors(X, y) if k else ()
+        out: dict[str, Spec] = {}
         if "prior" in kinds:
-            out["prior"] = ("prior", None, X[:, :k])
-        for e, cols in blocks.items():
+            out["prior"] = ("prior", None, every)
+            if chosen != every:
+                out["prior:selected"] = ("prior", None, chosen)
+        for e in self.encoders:
             if "own" in kinds:
-                out[f"own:{e}"] = ("own", e, X[:, cols])
+                out[f"own:{e}"] = ("own", e, ())
             if "both" in kinds:
-                out[f"both:{e}"] = ("both", e, np.hstack([X[:, :k], X[:, cols]]))
+                out[f"both:{e}"] = ("both", e, chosen)
         return out
+
+    def _forward_priors(self, X: np.ndarray, y: np.ndarray) -> tuple[int, ...]:
+        """Priors added one at a time while the mix's out-of-fold MAE drops (by 1 %)."""
+        chosen: list[int] = []
+        best = np.inf
+        while len(chosen) < len(self.priors):
+            trial = {
+                i: _mae(y, self._oof(("prior", None, (*chosen, i)), X, y))
+                for i in range(len(self.priors)) if i not in chosen
+            }
+            i = min(trial, key=lambda j: (trial[j], j))
+            if trial[i] >= 0.99 * best:
+                break
+            chosen.append(i)
+            best = trial[i]
+        return tuple(chosen)
 
     # ---------------------------------------------------------------- fitting
-    def _fit_kind(self, kind: str, A: np.ndarray, y: np.ndarray) -> Fit:
+    def _design(self, X: np.ndarray, spec: Spec) -> np.ndarray:
+        _, enc, cols = spec
+        parts = [X[:, list(cols)]]
+        if enc is not None:
+            parts.append(X[:, self._slices(X)[enc]])
+        return np.hstack(parts)
+
+    def _fit_spec(self, spec: Spec, A: np.ndarray, y: np.ndarray) -> Fit:
+        kind, _, cols = spec
         if kind == "prior":
             return _fit_prior(A, y)
         if kind == "own":
             # Huber where the measured rows outnumber the features (decided on all of them,
             # so that every fold and subset fits the same kind of model)
             return _fit_own(A, y, robust=A.shape[1] < self._rows - 1)
-        return _fit_both(A, y, len(self.priors))
+        return _fit_both(A, y, len(cols))
 
-    def _oof(self, kind: str, A: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _oof(self, spec: Spec, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Out-of-fold predictions of ``spec`` (leave-one-out up to :data:`MAX_LOO` rows)."""
         folds = len(y) if len(y) <= MAX_LOO else 10
+        A = self._design(X, spec)
 
         def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
-            coef, b = self._fit_kind(kind, A[train], y[train])
+            coef, b = self._fit_spec(spec, A[train], y[train])
             return np.asarray(A[test] @ coef + b)
 
         return cross_val_predict(fit_predict, len(y), folds=folds, seed=0)[0]
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
         if self.forced in ("prior", "both") and not self.priors:
-            raise ValueError(f"choice={self.forced!r} needs at least one prior predictor")
+            raise ConfigError(f"choice={self.forced!r} needs at least one prior predictor")
         self._rows = len(y)
         with threadpool_limits(limits=1):  # many tiny fits: BLAS threads only contend
-            candidates = self._candidates(X)
-            table = self._score(candidates, y)
-            name = table[0]["candidate"]
-            kind, enc, A = candidates[name]
-            coef, self._intercept = self._fit_kind(kind, A, y)
-            advice = self._advice(kind, A, y, table[0])
-        self.choice, self.own_encoder = kind, enc
-        self._coef = self._full_coef(X, kind, enc, coef)
-        self.evidence = self._evidence(X, y, table, coef, advice)
+            candidates = self._candidates(X, y)
+            table = self._score(candidates, X, y)
+            spec = candidates[table[0]["candidate"]]
+            coef, self._intercept = self._fit_spec(spec, self._design(X, spec), y)
+            advice = self._advice(spec, X, y, table[0])
+            alone = self._prior_alone(X, y)
+        self.choice, self.own_encoder = spec[0], spec[1]
+        self._coef = self._full_coef(X, spec, coef)
+        self.evidence = self._evidence(y, table, alone, advice)
 
-    def _full_coef(self, X: np.ndarray, kind: str, enc: str | None, coef: np.ndarray) -> np.ndarray:
-        full, k = np.zeros(X.shape[1]), len(self.priors)
-        if kind in ("prior", "both"):
-            full[:k] = coef[:k]
+    def _full_coef(self, X: np.ndarray, spec: Spec, coef: np.ndarray) -> np.ndarray:
+        """The chosen fit's coefficients placed on every column of the features."""
+        _, enc, cols = spec
+        full = np.zeros(X.shape[1])
+        full[list(cols)] = coef[: len(cols)]
         if enc is not None:
-            cols = self._slices(X)[enc]
-            full[cols] = coef[k:] if kind == "both" else coef
+            full[self._slices(X)[enc]] = coef[len(cols) :]
         return full
 
     def _score(
-        self, candidates: dict[str, tuple[str, str | None, np.ndarray]], y: np.ndarray
+        self, candidates: dict[str, Spec], X: np.ndarray, y: np.ndarray
     ) -> list[dict[str, Any]]:
-        """Leave-one-out scores per candidate, lowest mean absolute error first."""
-        rows = []
-        for name, (kind, _, A) in candidates.items():
-            oof = self._oof(kind, A, y)
-            taus = bootstrap_taus(y, oof[None, :], np.random.default_rng(0))
+        """Leave-one-out scores per candidate, best first: the lowest mean absolute error
+        among those whose τ is within one paired bootstrap SE of the best τ."""
+        rows: list[dict[str, Any]] = []
+        boot: dict[str, np.ndarray] = {}
+        for name, spec in candidates.items():
+            oof = self._oof(spec, X, y)
+            boot[name] = bootstrap_taus(y, oof[None, :], np.random.default_rng(0))
             rows.append({
-                "candidate": name, **scores(y, oof), "mae": float(np.mean(np.abs(oof - y))),
-                "kendall_tau_std": float(np.std(taus)),
+                "candidate": name, **scores(y, oof), "mae": _mae(y, oof),
+                "kendall_tau_std": float(np.std(boot[name])),
+                "priors": [self.prior_names[i] for i in spec[2]],
             })
-        return sorted(rows, key=lambda r: (r["mae"], -r["kendall_tau"]))
+        taus = {str(r["candidate"]): float(r["kendall_tau"]) for r in rows}
+        tied = tied_with_best(taus, boot, band=1.0)
+        for r in rows:
+            r["tied"] = r["candidate"] in tied
+        return sorted(rows, key=lambda r: (not r["tied"], r["mae"], -r["kendall_tau"]))
 
     # ---------------------------------------------------------------- evidence
     def _prior_alone(self, X: np.ndarray, y: np.ndarray) -> dict[str, dict[str, float]]:
         """How much each prior alone explains (leave-one-out of ``a + b · prior``)."""
         out = {}
-        for i, name in enumerate(self.prior_names):
-            oof = self._oof("prior", X[:, [i]], y)
+        for i, name in enumerate(self.prior_names[: len(self.priors)]):
+            oof = self._oof(("prior", None, (i,)), X, y)
             s = scores(y, oof)
-            out[name] = {"kendall_tau": s["kendall_tau"], "rmse": s["rmse"],
-                         "mae": float(np.mean(np.abs(oof - y)))}
+            out[name] = {"kendall_tau": s["kendall_tau"], "rmse": s["rmse"], "mae": _mae(y, oof)}
         return out
 
     def _evidence(
-        self, X: np.ndarray, y: np.ndarray, table: list[dict[str, Any]], coef: np.ndarray,
+        self, y: np.ndarray, table: list[dict[str, Any]], alone: dict[str, dict[str, float]],
         advice: MeasureAdvice,
     ) -> dict[str, Any]:
         k = len(self.priors)
-        weights = coef[:k] if self.choice in ("prior", "both") else np.zeros(k)
+        weights = self._coef[:k]
         return {
             "method": "leave-one-out" if len(y) <= MAX_LOO else "10-fold cross-validation",
             "n": len(y),
-            "ranking": "mean absolute error (mae) of the out-of-fold predictions",
+            "ranking": "kendall_tau; ties (within 1 paired bootstrap standard error) by mae",
             "chosen": table[0]["candidate"],
             "table": table,
-            "priors_alone": self._prior_alone(X, y) if k else {},
+            "priors_alone": alone,
             "weights": {n: float(w) for n, w in zip(self.prior_names, weights)},
             "used": [n for n, w in zip(self.prior_names, weights) if w > 0],
             "fallback": self.choice == "own" and k > 0,
             "advice": advice.to_dict(),
         }
 
-    def _advice(self, kind: str, A: np.ndarray, y: np.ndarray, best: dict[str, Any]) -> MeasureAdvice:
+    def _advice(
+        self, spec: Spec, X: np.ndarray, y: np.ndarray, best: dict[str, Any]
+    ) -> MeasureAdvice:
+        A = self._design(X, spec)
+
         def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
-            coef, b = self._fit_kind(kind, A[train], y[train])
+            coef, b = self._fit_spec(spec, A[train], y[train])
             return np.asarray(A[test] @ coef + b)
 
         curve = learning_curve(fit_predict, y, fractions=(0.4, 0.6, 0.8), folds=5, seed=0)
@@ -348,8 +402,8 @@ class TransferPredictor(BasePredictor):
 def _check_priors(space: SearchSpace, priors: Sequence[BasePredictor]) -> None:
     for i, prior in enumerate(priors):
         if not isinstance(prior, BasePredictor) or not prior.fitted:
-            raise ValueError(f"priors[{i}] must be a fitted predictor")
+            raise ConfigError(f"priors[{i}] must be a fitted predictor")
         if prior.space.name != space.name:
-            raise ValueError(
+            raise ConfigError(
                 f"priors[{i}] predicts space {prior.space.name!r}, not {space.name!r}"
             )

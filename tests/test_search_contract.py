@@ -9,6 +9,7 @@ import _search_toy as toy
 import numpy as np
 import pytest
 
+import nas
 from nas.search import Problem, SearchResult, create_searcher, list_searchers, search
 
 FAST = [s for s in list_searchers() if s != "gp"]
@@ -262,3 +263,27 @@ def test_a_stuck_searcher_still_spends_its_budget(array):
         assert len(calls) == len(set(calls)) == 30
     # the searcher was told every stand-in network it never asked for
     assert set(result.trials["key"]) <= set(searcher.told)
+
+
+@pytest.mark.parametrize("searcher", ["evolution", "nsga2", "random"])
+def test_non_finite_metrics_mark_the_trial_failed(searcher: str) -> None:
+    """A NaN or infinite metric fails its trial: logged, counted, never best or on the front."""
+    space = nas.create_space("tiny")
+
+    def evaluate(archs: list[nas.ArchConfig]) -> list[dict[str, float]]:
+        out = []
+        for a in archs:
+            bad = a["resolution"] == max(c.values for c in space.choices
+                                         if c.name == "resolution")[-1]
+            out.append({"accuracy": float("nan") if bad else float(a["s1.depth"]),
+                        "latency_ms": float(a["resolution"])})
+        return out
+
+    result = nas.search(space, evaluate, objectives={"accuracy": "max", "latency_ms": "min"},
+                        searcher=searcher, budget=24, seed=0)
+    failed = result.failed
+    assert failed.any() and not failed.all()
+    assert not (failed & result.feasible).any()
+    assert not np.isnan(result.pareto["accuracy"]).any()
+    assert not np.isnan(result.best_metrics()["accuracy"])
+    assert "failed" in repr(result)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from nas.cli import UsageError
+from nas.rundir import RunDir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,12 +39,12 @@ def run(args: argparse.Namespace) -> int:
         check_name("--name", args.name)
     name = args.name or time.strftime("demo-%Y%m%d-%H%M%S")
     run_path = Path(args.runs_dir) / name
-    if (run_path / "timings.json").exists():
+    if "total" in RunDir(run_path, space=None).timings():  # type: ignore[arg-type]
         raise UsageError(f"{run_path} already holds a finished demo; pick another --name")
     say = (lambda _msg: None) if args.json else (lambda msg: print(msg, flush=True))
     say(f"nas demo{' --quick' if args.quick else ''}: writing {run_path}")
     html_path = run_demo(QUICK if args.quick else FULL, run_path, say)
-    timings = json.loads((run_path / "timings.json").read_text())
+    timings = RunDir.open(run_path).timings()
     if args.json:
         print(json.dumps({"run": str(run_path), "report": str(html_path), "timings": timings}))
     else:

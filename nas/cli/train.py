@@ -16,6 +16,7 @@ example:
   nas train --space tiny --data ../shared/data/images/mnist_png.zip --limit 6000 \\
       --schedule progressive --epochs 8 --run tiny-mnist
   nas train --space tiny --data digits --run tiny-digits --resume     # after Ctrl-C or a crash
+  nas train --space gpt_tiny --data pydoc --seq-len 64 --limit 2000 --epochs 1 --run gpt
 """
 
 
@@ -38,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--data",
         default="digits",
-        help="'digits' (embedded) or a folder/.zip laid out as split/class/image",
+        help="'digits' (embedded) or a folder/.zip laid out as split/class/image; for language "
+        "models 'pydoc' (embedded) or a .txt file or folder",
     )
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a build option of the supernet beyond the space (e.g. NAS-Bench-201's "
@@ -49,7 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=0.05, help="peak learning rate")
     p.add_argument("--num-random", type=int, default=2, help="random subnets per sandwich step")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, default=None, help="use a random subset of N images")
+    p.add_argument("--limit", type=int, default=None, help="use a random subset of N examples")
+    p.add_argument("--seq-len", type=int, default=None,
+                   help="tokens per example (language models; default 64)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="held out for validation")
     p.add_argument(
         "--val-split",
@@ -83,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
     )
     data = DataSpec(data=args.data, limit=args.limit, seed=args.seed,
-                    val_fraction=args.val_fraction, val_split=args.val_split)
+                    val_fraction=args.val_fraction, val_split=args.val_split,
+                    seq_len=args.seq_len)
     if args.threads is not None:
         import torch
 

@@ -123,7 +123,7 @@ def _search_metrics(run: RunDir, result: SearchResult, profile: str, arch: ArchC
                     role: str) -> dict[str, Any]:
     import nas
 
-    plan = read_json(run.search_dir(profile) / "plan.json")
+    plan = read_json(run.plan_json(profile))
     sources = dict(plan.get("sources", {}))
     logged = result.metrics_of(arch)
     constraints = plan.get("constraints") or {}

@@ -92,7 +92,7 @@ def train(
 
 def _check_run(path: Path, space: SearchSpace, data: DataSpec, resume: bool) -> None:
     """Refuse, before any work, what training would have to refuse later."""
-    if not (path / "space.json").exists():
+    if not RunDir.is_run(path):
         if resume:
             raise RunDirError(f"{path}: no run to resume")
         return

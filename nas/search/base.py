@@ -251,9 +251,29 @@ class Problem:
         return out
 
     def scores(self, columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """``(F, violation)``: the minimisation matrix and the summed relative violation."""
+        """``(F, violation)``: the minimisation matrix and the summed relative violation.
+
+        A trial whose objectives or constrained metrics are not finite (NaN, inf: the
+        evaluation failed) gets the worst finite objectives and violation (:data:`FAILED`):
+        it stays in the log but is never feasible, best or on the front (:meth:`failed`)."""
         F = self.objectives.matrix(columns)
-        return F, self.constraints.violation(columns, len(F))
+        violation = self.constraints.violation(columns, len(F))
+        failed = self.failed(columns, len(F))
+        if failed.any():
+            F, violation = F.copy(), np.asarray(violation, dtype=np.float64).copy()
+            F[failed], violation[failed] = FAILED, FAILED
+        return F, violation
+
+    def failed(self, columns: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+        """Mask of trials with a non-finite objective or constrained metric."""
+        out = np.zeros(n, dtype=bool)
+        for name in self.metrics:
+            if name in columns:
+                out |= ~np.isfinite(np.asarray(columns[name], dtype=np.float64))
+        return out
+
+
+FAILED = 1e300  # objectives and violation of a failed trial: worse than any real one
 
 
 def canonical_rows(space: SearchSpace, rows: np.ndarray) -> np.ndarray:

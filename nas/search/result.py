@@ -70,9 +70,11 @@ class SearchResult:
         return len(self.rows)
 
     def __repr__(self) -> str:
+        failed = int(self.failed.sum())
         return (
             f"SearchResult({self.searcher or 'search'}: {len(self)} trials, "
-            f"{int(self.feasible.sum())} feasible, {len(self.pareto)} on the front)"
+            f"{int(self.feasible.sum())} feasible, {len(self.pareto)} on the front"
+            + (f", {failed} failed)" if failed else ")")
         )
 
     @property
@@ -81,6 +83,12 @@ class SearchResult:
         if self._archs is None:
             self._archs = self.space.from_index_matrix(self.rows)
         return self._archs
+
+    @property
+    def failed(self) -> np.ndarray:
+        """Mask of trials whose evaluation gave a non-finite metric (never best or on the
+        front); ``failed.sum()`` counts them."""
+        return self.problem.failed(self.columns, len(self.rows))
 
     @property
     def feasible(self) -> np.ndarray:

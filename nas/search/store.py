@@ -26,7 +26,16 @@ from typing import Any
 import numpy as np
 
 from nas.errors import ConfigError
-from nas.rundir import atomic_write_json, atomic_write_text, read_json
+from nas.rundir import (
+    HYPERVOLUME_FILE,
+    PARETO_FILE,
+    PARETO_PLOT,
+    PLAN_FILE,
+    TRIALS_FILE,
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+)
 from nas.search.base import Problem
 from nas.search.result import SearchResult
 from nas.space import ArchConfig, SearchSpace
@@ -44,11 +53,11 @@ class SearchStore:
 
     @property
     def trials_path(self) -> Path:
-        return self.directory / "trials.csv"
+        return self.directory / TRIALS_FILE
 
     @property
     def plan_path(self) -> Path:
-        return self.directory / "plan.json"
+        return self.directory / PLAN_FILE
 
     def problem_spec(self) -> dict[str, Any]:
         """The part of the plan a resumed search must share."""
@@ -157,14 +166,14 @@ class SearchStore:
     def write_outputs(self, result: SearchResult, *, plot: bool = True) -> None:
         """Write ``pareto.csv``, ``hypervolume.csv`` and (``plot``) ``pareto.png``."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.directory / "pareto.csv", result.pareto.to_csv(index=False))
+        atomic_write_text(self.directory / PARETO_FILE, result.pareto.to_csv(index=False))
         atomic_write_text(
-            self.directory / "hypervolume.csv", result.hypervolume_history().to_csv(index=False)
+            self.directory / HYPERVOLUME_FILE, result.hypervolume_history().to_csv(index=False)
         )
         if plot and len(result):
             from nas.search.plot import plot_pareto
 
-            plot_pareto(result, self.directory / "pareto.png")
+            plot_pareto(result, self.directory / PARETO_PLOT)
 
 
 def load_result(directory: str | Path, space: SearchSpace) -> SearchResult:
@@ -175,7 +184,7 @@ def load_result(directory: str | Path, space: SearchSpace) -> SearchResult:
         >>> result.chosen(2)
     """
     directory = Path(directory)
-    plan = dict(read_json(directory / "plan.json"))
+    plan = dict(read_json(directory / PLAN_FILE))
     problem = Problem.create(space, plan["objectives"], plan.get("constraints") or None)
     archs, metrics, iterations, walls = SearchStore(directory, problem).load_trials()
     columns = {

@@ -115,6 +115,13 @@ class Task(ABC):
         """The loss of ``outputs`` against a teacher's outputs (in-place distillation)."""
 
     @abstractmethod
+    def batch_sums(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        """Sums over one evaluation batch (e.g. summed loss, correct count, examples)."""
+
+    @abstractmethod
+    def summarise(self, totals: dict[str, float]) -> dict[str, float]:
+        """The task's metrics (and ``n``) from the sums over every batch."""
+
     def measure(
         self,
         model: nn.Module,
@@ -125,4 +132,20 @@ class Task(ABC):
         device: str | torch.device = "cpu",
         max_batches: int | None = None,
     ) -> dict[str, float]:
-        """The task's metrics of ``model`` (in eval mode) on ``data``, plus ``n``."""
+        """The task's metrics of ``model`` (in eval mode, restored after) on ``data``."""
+        import torch
+
+        from nas.data import eval_batches
+
+        was_training = model.training
+        model.eval()
+        totals: dict[str, float] = {}
+        try:
+            with torch.no_grad():
+                for x, y in eval_batches(data, batch_size, limit=max_batches):
+                    outputs = model(self.prepare(x.to(device), resolution)).float()
+                    for key, value in self.batch_sums(outputs, y.to(device)).items():
+                        totals[key] = totals.get(key, 0.0) + value
+        finally:
+            model.train(was_training)
+        return self.summarise(totals)

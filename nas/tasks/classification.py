@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from nas.errors import ConfigError, MissingFileError
 from nas.tasks.base import DataSpec, Direction, Task
@@ -71,29 +70,14 @@ class ClassificationTask(Task):
     ) -> torch.Tensor:
         return soft_cross_entropy(outputs, teacher, temperature)
 
-    @torch.no_grad()
-    def measure(
-        self,
-        model: nn.Module,
-        data: Any,
-        *,
-        batch_size: int = 256,
-        resolution: int | None = None,
-        device: str | torch.device = "cpu",
-        max_batches: int | None = None,
-    ) -> dict[str, float]:
-        from nas.data import eval_batches
+    def batch_sums(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        return {
+            "loss": float(F.cross_entropy(outputs, targets, reduction="sum")),
+            "correct": float((outputs.argmax(dim=1) == targets).sum()),
+            "n": float(len(targets)),
+        }
 
-        was_training = model.training
-        model.eval()
-        correct, loss, n = 0, 0.0, 0
-        try:
-            for x, y in eval_batches(data, batch_size, limit=max_batches):
-                y = y.to(device)
-                logits = model(self.prepare(x.to(device), resolution)).float()
-                loss += float(F.cross_entropy(logits, y, reduction="sum"))
-                correct += int((logits.argmax(dim=1) == y).sum())
-                n += len(y)
-        finally:
-            model.train(was_training)
-        return {"accuracy": 100.0 * correct / max(n, 1), "loss": loss / max(n, 1), "n": float(n)}
+    def summarise(self, totals: dict[str, float]) -> dict[str, float]:
+        n = max(totals.get("n", 0.0), 1.0)
+        return {"accuracy": 100.0 * totals.get("correct", 0.0) / n,
+                "loss": totals.get("loss", 0.0) / n, "n": totals.get("n", 0.0)}

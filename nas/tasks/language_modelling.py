@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from nas.errors import ConfigError
 from nas.tasks.base import DataSpec, Direction, Task
@@ -63,29 +62,10 @@ class LanguageModellingTask(Task):
     ) -> torch.Tensor:
         return soft_cross_entropy(outputs.flatten(0, -2), teacher.flatten(0, -2), temperature)
 
-    @torch.no_grad()
-    def measure(
-        self,
-        model: nn.Module,
-        data: Any,
-        *,
-        batch_size: int = 256,
-        resolution: int | None = None,
-        device: str | torch.device = "cpu",
-        max_batches: int | None = None,
-    ) -> dict[str, float]:
-        from nas.data import eval_batches
+    def batch_sums(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        loss = F.cross_entropy(outputs.flatten(0, -2), targets.flatten(), reduction="sum")
+        return {"loss": float(loss), "n": float(targets.numel())}
 
-        was_training = model.training
-        model.eval()
-        total, n = 0.0, 0
-        try:
-            for x, y in eval_batches(data, batch_size, limit=max_batches):
-                logits = model(x.to(device)).float()
-                total += float(F.cross_entropy(logits.flatten(0, -2), y.to(device).flatten(),
-                                               reduction="sum"))
-                n += y.numel()
-        finally:
-            model.train(was_training)
-        loss = total / max(n, 1)
-        return {"perplexity": math.exp(min(loss, 50.0)), "loss": loss, "n": float(n)}
+    def summarise(self, totals: dict[str, float]) -> dict[str, float]:
+        loss = totals.get("loss", 0.0) / max(totals.get("n", 0.0), 1.0)
+        return {"perplexity": math.exp(min(loss, 50.0)), "loss": loss, "n": totals.get("n", 0.0)}
