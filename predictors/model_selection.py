@@ -2,13 +2,13 @@
 
 A device nobody tuned for may rank architectures unlike every device a default was chosen
 on, so no predictor or encoding is fixed in advance. :func:`select_model` scores each
-:class:`Candidate` of a small set (:data:`CANDIDATES`: linear, robust, kernel and boosted
-models on the cost, one-hot and engineered encodings) by k-fold cross-validation on the
-given rows: every row is predicted once by a model that did not see it, and the pooled
+:class:`Candidate` of a small set (:data:`CANDIDATES`: linear, robust and kernel models on
+the cost, one-hot and engineered encodings, raw or log target) by k-fold cross-validation
+on the given rows: every row is predicted once by a model that did not see it, and the pooled
 out-of-fold predictions are scored. Candidates rank by Kendall τ first; those within half a
 paired bootstrap standard error of the best τ (:data:`TIE_BAND`) are ties, broken by the
-lower RMSE. The result is a
-:class:`Selection`: the CV table, best first, and the chosen candidate.
+lower RMSE. The result is a :class:`Selection`: the CV table, best first, and the chosen
+candidate.
 
 Example:
     >>> selection = select_model(space, archs, latency_ms, folds=5, seed=0)

@@ -10,14 +10,16 @@ on where it was measured, not on what), so it also plans the first measurements 
 device. Deterministic for a given ``seed`` (which only draws the pool).
 
 Example:
-    >>> chosen = selection.chosen                # the import's cross-validated model
-    >>> picks = suggest_archs(space, 10, measured=archs, model=chosen)
+    >>> model = profile.model_for(space)         # an imported or transferred latency model
+    >>> picks = suggest_archs(space, 10, measured=archs,
+    ...                       model=model_from_selection(model.selection))
     >>> [space.format(a) for a in picks]
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -109,6 +111,17 @@ def suggest_archs(
         else np.zeros((0, X_pool.shape[1]))
     )
     return [candidates[i] for i in variance_picks(X_pool, X_seen, n)]
+
+
+def model_from_selection(selection: Mapping[str, Any]) -> Candidate | str | None:
+    """What to design in for a profile's stored ``LatencyModel.selection``: an import's
+    chosen candidate, a transfer's own encoder (``own:onehot`` -> ``onehot``), else ``None``.
+    """
+    table = selection.get("table") or []
+    if table and "predictor" in table[0]:
+        return Candidate.from_dict(table[0])
+    _, _, encoder = str(selection.get("chosen", "")).partition(":")
+    return encoder if encoder in ENCODERS else None
 
 
 def _encoder(model: Candidate | str | None) -> str:

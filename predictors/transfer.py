@@ -16,13 +16,17 @@ each fit explains of the measured rows:
 * ``both``: the selected priors' mix, plus a ridge model of its residual on one of
   ``encoders`` (penalty chosen by generalised cross-validation).
 
-Among the candidates whose leave-one-out Kendall τ is within one paired bootstrap standard
-error of the best τ, the lowest leave-one-out mean absolute error wins (what it explains of
-the measured rows: at 20 rows a τ alone is too noisy to rank by, its bootstrap spread is
-about 0.1, but it keeps out fits that predict the mean well and the order badly). When no
-prior-based fit wins, the own fit is used: a prior is not trusted because it is there.
-:attr:`TransferPredictor.evidence` records the table, how much each prior alone explains (and
-none: the ``own`` rows), the weights and the priors used, and the advice on measuring more.
+The candidates whose leave-one-out Kendall τ is within one paired bootstrap standard error
+of the best τ are ties (at 20 rows τ alone is too noisy to rank by: its bootstrap spread is
+about 0.1; but it keeps out fits that predict the mean well and the order badly). Among
+ties, a fit with fewer coefficients than training rows wins over one with more (an
+underdetermined fit's leave-one-out score is a lucky draw as often as not: one-hot features
+on 20 rows collapsed to τ 0.05 on unseen OFA subnets while scoring best in leave-one-out),
+then the lowest leave-one-out mean absolute error (what the fit explains of the measured
+rows). When no prior-based fit wins, the own fit is used: a prior is not trusted because it
+is there. :attr:`TransferPredictor.evidence` records the table, how much each prior alone
+explains (and none: the ``own`` rows), the weights and the priors used, and the advice on
+measuring more.
 
 Example:
     >>> priors = [latency_predictor(load_profile(n), space) for n in others]
@@ -32,14 +36,10 @@ Example:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.optimize import nnls
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import HuberRegressor, RidgeCV
 from threadpoolctl import threadpool_limits
 
 from nas.errors import ConfigError
@@ -50,13 +50,12 @@ from predictors.encoding import ENCODERS, encode_indices
 from predictors.learning_curve import MeasureAdvice, advise, learning_curve
 from predictors.metrics import scores
 from predictors.model_selection import bootstrap_taus, cross_val_predict, tied_with_best
+from predictors.transfer_fits import Fit, _fit_both, _fit_own, _fit_prior
 
 CHOICES = ("prior", "own", "both")
 AUTO_ENCODERS = ("compact", "onehot")
 MAX_LOO = 30
-RIDGE_ALPHAS = tuple(np.logspace(-3, 3, 13))
 
-Fit = tuple[np.ndarray, float]
 Spec = tuple[str, "str | None", tuple[int, ...]]
 """A candidate fit: its kind (one of :data:`CHOICES`), own encoder, and prior columns."""
 
@@ -65,44 +64,9 @@ def _mae(y: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean(np.abs(pred - y)))
 
 
-def _standardised(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    scale = A.std(axis=0)
-    return A.mean(axis=0), np.where(scale > 0, scale, 1.0)
-
-
-def _fit_prior(A: np.ndarray, y: np.ndarray) -> Fit:
-    """Non-negative weights of the priors' predictions, and a free intercept."""
-    design = np.hstack([A, np.ones((len(A), 1)), -np.ones((len(A), 1))])
-    w, _ = nnls(design, y)
-    return w[:-2], float(w[-2] - w[-1])
-
-
-def _fit_own(A: np.ndarray, y: np.ndarray, robust: bool) -> Fit:
-    """Own features alone (no prior), standardised: Huber regression when ``robust``, else
-    ridge with its penalty chosen by generalised cross-validation (features >= rows, where
-    Huber's optimiser stops anywhere along a flat valley)."""
-    mean, scale = _standardised(A)
-    Z = (A - mean) / scale
-    m: Any
-    if robust:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            m = HuberRegressor(alpha=1e-2, max_iter=5000).fit(Z, y)
-    else:
-        m = RidgeCV(alphas=RIDGE_ALPHAS).fit(Z, y)
-    coef = m.coef_ / scale
-    return coef, float(m.intercept_ - coef @ mean)
-
-
-def _fit_both(A: np.ndarray, y: np.ndarray, k: int) -> Fit:
-    """The prior mix on the first ``k`` columns, then ridge of its residual on the rest
-    (penalty chosen by generalised cross-validation)."""
-    w, b = _fit_prior(A[:, :k], y)
-    residual = y - A[:, :k] @ w - b
-    mean, scale = _standardised(A[:, k:])
-    r = RidgeCV(alphas=RIDGE_ALPHAS).fit((A[:, k:] - mean) / scale, residual)
-    coef = r.coef_ / scale
-    return np.concatenate([w, coef]), b + float(r.intercept_ - coef @ mean)
+def _fold_rows(n: int) -> float:
+    """Training rows per fold of the cross-validation :meth:`TransferPredictor._oof` runs."""
+    return n - 1.0 if n <= MAX_LOO else 0.9 * n
 
 
 class TransferPredictor(BasePredictor):
@@ -281,23 +245,25 @@ class TransferPredictor(BasePredictor):
     def _score(
         self, candidates: dict[str, Spec], X: np.ndarray, y: np.ndarray
     ) -> list[dict[str, Any]]:
-        """Leave-one-out scores per candidate, best first: the lowest mean absolute error
-        among those whose τ is within one paired bootstrap SE of the best τ."""
+        """Leave-one-out scores per candidate, best first (see the module docstring)."""
         rows: list[dict[str, Any]] = []
         boot: dict[str, np.ndarray] = {}
         for name, spec in candidates.items():
             oof = self._oof(spec, X, y)
             boot[name] = bootstrap_taus(y, oof[None, :], np.random.default_rng(0))
+            coefficients = self._design(X[:1], spec).shape[1] + 1
             rows.append({
                 "candidate": name, **scores(y, oof), "mae": _mae(y, oof),
                 "kendall_tau_std": float(np.std(boot[name])),
                 "priors": [self.prior_names[i] for i in spec[2]],
+                "coefficients": coefficients,
+                "determined": coefficients < _fold_rows(len(y)),
             })
         taus = {str(r["candidate"]): float(r["kendall_tau"]) for r in rows}
         tied = tied_with_best(taus, boot, band=1.0)
         for r in rows:
             r["tied"] = r["candidate"] in tied
-        return sorted(rows, key=lambda r: (not r["tied"], r["mae"], -r["kendall_tau"]))
+        return sorted(rows, key=lambda r: (not r["tied"], not r["determined"], r["mae"]))
 
     # ---------------------------------------------------------------- evidence
     def _prior_alone(self, X: np.ndarray, y: np.ndarray) -> dict[str, dict[str, float]]:
@@ -318,7 +284,8 @@ class TransferPredictor(BasePredictor):
         return {
             "method": "leave-one-out" if len(y) <= MAX_LOO else "10-fold cross-validation",
             "n": len(y),
-            "ranking": "kendall_tau; ties (within 1 paired bootstrap standard error) by mae",
+            "ranking": "kendall_tau; ties (within 1 paired bootstrap standard error) by "
+            "determined (fewer coefficients than rows), then mae",
             "chosen": table[0]["candidate"],
             "table": table,
             "priors_alone": alone,
@@ -338,7 +305,7 @@ class TransferPredictor(BasePredictor):
             return np.asarray(A[test] @ coef + b)
 
         curve = learning_curve(fit_predict, y, fractions=(0.4, 0.6, 0.8), folds=5, seed=0)
-        curve.append((len(y) - 1.0 if len(y) <= MAX_LOO else 0.9 * len(y), best["kendall_tau"]))
+        curve.append((_fold_rows(len(y)), best["kendall_tau"]))
         return advise(curve, n=len(y), tau=best["kendall_tau"], tau_std=best["kendall_tau_std"])
 
     def latency_model(self) -> LatencyModel:
@@ -352,7 +319,7 @@ class TransferPredictor(BasePredictor):
         self._check_fitted(None)
         best, n = self.evidence["table"][0], int(self.evidence["n"])
         validation = {k: float(best[k]) for k in ("kendall_tau", "spearman", "rmse", "mape")}
-        n_train = n - 1.0 if n <= MAX_LOO else 0.9 * n
+        n_train = _fold_rows(n)
         return LatencyModel(
             space=self.space.name, fingerprint=self.space.fingerprint(),
             predictor=predictor_to_json(self),

@@ -26,7 +26,7 @@ from predictors.model_selection import (
     fold_ids,
     select_model,
 )
-from predictors.suggest import suggest_archs, variance_picks
+from predictors.suggest import model_from_selection, suggest_archs, variance_picks
 from predictors.table_import import fit_latency_model
 
 NB201 = nas.create_space("nb201")
@@ -132,6 +132,11 @@ def test_import_auto_picks_by_cv_and_stores_the_table(tmp_path: Path) -> None:
     assert v["n_test"] == 60 and v["n_train"] == 48
     assert "from 60 measurements" in model.selection["advice"]["message"]
     assert Candidate.from_dict(model.selection["table"][0]) == FAST[1]
+    assert model_from_selection(model.selection) == FAST[1]
+    assert model_from_selection({"chosen": "both:onehot", "table": [{"candidate": "x"}]}) == (
+        "onehot"
+    )
+    assert model_from_selection({}) is None
     profile = HardwareProfile(
         name="toy", kind="phone", device="toy", runtime="other",
         provenance=Provenance(source="tests", licence="CC0-1.0"), latency={"nb201": model},
@@ -259,7 +264,6 @@ def test_variance_picks_beat_random_picks() -> None:
 
 
 # ---------------------------------------------------------------- real measurements
-@pytest.mark.slow
 @pytest.mark.skipif(not (DATA / "nas_bench_201").is_dir(), reason="shared data not present")
 def test_import_on_real_nb201_pixel3_matches_the_best_candidate() -> None:
     import pandas as pd

@@ -124,7 +124,6 @@ def test_bad_arguments_name_the_problem() -> None:
         TransferPredictor(NB201, choice="maybe")
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not (DATA / "nas_bench_201").is_dir(), reason="shared data not present")
 def test_real_nb201_transfer_not_below_its_own_fit() -> None:
     import pandas as pd

@@ -51,21 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="resume file (default: OUT/.NAME.partial.json)")
     b.set_defaults(handler=run_build)
 
-    m = verbs.add_parser(
-        "measure",
-        help="time N random whole subnets end to end and score a profile's predictions",
-        epilog="example: nas profile measure --profile here_cpu1 --space ofa_mbv3_w1.0 --n 50",
-    )
-    m.add_argument("--profile", required=True, help="profile name or JSON path")
-    m.add_argument("--space", required=True)
-    m.add_argument("--n", type=int, default=50)
-    m.add_argument("--seed", type=int, default=0)
-    m.add_argument("--runtime", default="", help="default: the profile's runtime")
-    _measure_options(m)
-    m.add_argument("--csv", default="", help="write arch keys, measured and predicted ms here")
-    m.add_argument("--json", action="store_true", help="machine-readable output")
-    m.set_defaults(handler=run_measure)
-
+    _add_measure(verbs)
     _add_import(verbs)
     ls = verbs.add_parser("list", help="list known profiles", epilog="example: nas profile list")
     ls.add_argument("--json", action="store_true")
@@ -78,6 +64,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     sh.add_argument("--json", action="store_true")
     sh.set_defaults(handler=run_show)
     p.set_defaults(handler=lambda args: _no_command(p))
+
+
+def _add_measure(verbs: argparse._SubParsersAction) -> None:
+    """The ``profile measure`` parser."""
+    m = verbs.add_parser(
+        "measure",
+        help="time N random whole subnets end to end and score a profile's predictions",
+        epilog="example: nas profile measure --profile ofa_mbv3_local_cpu_t1 --space "
+        "ofa_mbv3_w1.0 --n 8\n         nas profile measure --profile nb201_pixel3 --space nb201 "
+        "--suggest 8 --csv next.csv",
+    )
+    m.add_argument("--profile", required=True, help="profile name or JSON path")
+    m.add_argument("--space", required=True)
+    m.add_argument("--n", type=int, default=50, help="random subnets to time")
+    m.add_argument("--suggest", type=int, default=None, metavar="N",
+                   help="instead of timing: list in --csv the N subnets whose measurements "
+                   "would teach the profile's model most (not random), to measure on the device")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--runtime", default="", help="default: the profile's runtime")
+    _measure_options(m)
+    m.add_argument("--csv", default="", help="write arch keys, measured and predicted ms here")
+    m.add_argument("--json", action="store_true", help="machine-readable output")
+    m.set_defaults(handler=run_measure)
 
 
 def _add_import(verbs: argparse._SubParsersAction) -> None:
@@ -215,11 +224,13 @@ def run_measure(args: argparse.Namespace) -> int:
     from nas.flow import validate_profile
 
     profile = load_profile(args.profile)
+    space = resolve_space(args.space)
+    if args.suggest is not None:
+        return _suggest(args, profile, space)
     bar = _bar(args.n, "subnets")
     try:
-        result = validate_profile(resolve_space(args.space), args.profile, n=args.n,
-                                  seed=args.seed, timing=_timing(args, args.runtime or
-                                                                 profile.runtime),
+        result = validate_profile(space, args.profile, n=args.n, seed=args.seed,
+                                  timing=_timing(args, args.runtime or profile.runtime),
                                   csv=args.csv or None, progress=_progress(bar))
     finally:
         bar.close()
@@ -227,6 +238,25 @@ def run_measure(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
     else:
         _print_scores(result, args.n)
+    return 0
+
+
+def _suggest(args: argparse.Namespace, profile: HardwareProfile, space: Any) -> int:
+    """Write the subnets worth measuring next for ``profile`` to ``--csv`` (nothing timed)."""
+    import pandas as pd
+
+    from nas.rundir import atomic_write_text
+    from predictors.suggest import model_from_selection, suggest_archs
+
+    if args.suggest < 1 or not args.csv:
+        raise UsageError("--suggest N needs N >= 1 and --csv FILE to list the subnets in")
+    selection = dict(getattr(profile.model_for(space), "selection", None) or {})
+    archs = suggest_archs(space, args.suggest, model=model_from_selection(selection),
+                          seed=args.seed)
+    frame = pd.DataFrame({"key": [a.key for a in archs], "arch": [a.to_json() for a in archs]})
+    atomic_write_text(args.csv, frame.to_csv(index=False))
+    print(f"wrote {args.csv}: {len(archs)} subnets to measure next on {profile.name!r} "
+          "(then: nas profile import --table FILE --arch-columns arch ...)")
     return 0
 
 
@@ -271,13 +301,29 @@ def run_import(args: argparse.Namespace) -> int:
                           source=args.source, licence=args.licence, notes=args.notes)
         path, model = import_profile(space, archs, frame[args.latency_column].to_numpy(float),
                                      name=args.name, out=_out(args), info=info, **options)
+    selection = dict(getattr(model, "selection", None) or {})
     if args.json:
-        print(json.dumps({"profile": str(path), "validation": dict(model.validation)}, indent=2))
-    else:
-        v = model.validation
-        print(f"wrote {path}: held-out kendall_tau {v['kendall_tau']:.3f}, mape {v['mape']:.1f}% "
-              f"({int(v['n_train'])} train / {int(v['n_test'])} held out)")
+        print(json.dumps({"profile": str(path), "validation": dict(model.validation),
+                          "selection": selection}, indent=2, default=str))
+        return 0
+    v = model.validation
+    print(f"wrote {path}: kendall_tau {v['kendall_tau']:.3f}, mape {v['mape']:.1f}% "
+          f"({int(v['n_train'])} train / {int(v['n_test'])} scored)")
+    _print_selection(selection)
     return 0
+
+
+def _print_selection(selection: dict[str, Any]) -> None:
+    """The cross-validated candidates (chosen first) and the advice on measuring more."""
+    table = selection.get("table") or []
+    for i, row in enumerate(table[:4]):
+        label = "chosen   " if i == 0 else "runner-up"
+        print(f"  {label} {row.get('candidate', '?'):<28} CV kendall_tau "
+              f"{row.get('kendall_tau', float('nan')):.3f} +- "
+              f"{row.get('kendall_tau_std', float('nan')):.3f}")
+    advice = (selection.get("advice") or {}).get("message")
+    if advice:
+        print(f"  {advice}")
 
 
 def _summary(profile: HardwareProfile) -> dict[str, Any]:

@@ -140,8 +140,9 @@ def validate_profile(
     fit_correction: bool = False,
     csv: str | Path | None = None,
     progress: Progress | None = None,
+    archs: Sequence[ArchConfig] | None = None,
 ) -> dict[str, Any]:
-    """Time ``n`` random whole subnets here and score ``profile``'s predictions of them.
+    """Time ``n`` random whole subnets (or ``archs``) here and score ``profile``'s predictions.
 
     With ``fit_correction`` (a lookup-table profile), the table's whole-network correction
     is scored on a held-out half, then fitted on all ``n`` and saved into the profile file.
@@ -151,11 +152,12 @@ def validate_profile(
     from nas.predictor import latency_predictor
 
     space = _space(space)
+    n = len(archs) if archs is not None else n
     if not isinstance(n, int) or n < 4:
-        raise ConfigError(f"n must be an int >= 4, got {n!r}")
+        raise ConfigError(f"n must be an int >= 4 (architectures to time), got {n!r}")
     loaded = load_profile(profile)
     timing = timing or Timing(runtime=loaded.runtime)
-    archs = space.sample_many(n, np.random.default_rng(seed))
+    archs = list(archs) if archs is not None else space.sample_many(n, np.random.default_rng(seed))
     predicted = np.asarray(latency_predictor(loaded, space).predict(archs), dtype=float)
     rows = measure_subnets(space, archs, progress=progress, **timing.measure_kwargs())
     measured = np.array([r[timing.statistic] for r in rows])
