@@ -25,6 +25,7 @@ from nas.space import SearchSpace
 from search_spaces.decoder_net import DecoderSupernet
 from search_spaces.transformer_space import TransformerPlan, TransformerSize, transformer_space
 from search_spaces.transformer_stack import blocks_of
+from search_spaces.weight_copy import set_param as _set
 
 _GPT2_ACT = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
 
@@ -91,13 +92,6 @@ def _check(fields: Mapping[str, tuple[Any, Any]]) -> None:
         raise ConfigError("the Hugging Face model does not fit the supernet: " + "; ".join(bad))
 
 
-@torch.no_grad()
-def _set(param: torch.Tensor | None, value: torch.Tensor, name: str) -> None:
-    if param is None:
-        raise ConfigError(f"{name}: the supernet has no such parameter")
-    if param.shape != value.shape:
-        raise ConfigError(f"{name}: shape {tuple(value.shape)}, supernet has {tuple(param.shape)}")
-    param.copy_(value.to(param.dtype))
 
 
 def _group_major(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, groups: int) -> torch.Tensor:

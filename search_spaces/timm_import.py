@@ -22,6 +22,7 @@ from torch import nn
 from nas.errors import ConfigError
 from search_spaces.transformer_stack import blocks_of
 from search_spaces.vit_net import ViTSupernet
+from search_spaces.weight_copy import set_param as _set
 
 _BLOCK_KEYS = (
     "norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight",
@@ -60,13 +61,6 @@ def _check_model(model: nn.Module, eps: float) -> None:
         raise ConfigError("the timm model is not a plain ViT/DeiT: " + "; ".join(bad))
 
 
-@torch.no_grad()
-def _set(param: torch.Tensor | None, value: torch.Tensor, name: str) -> None:
-    if param is None:
-        raise ConfigError(f"{name}: the supernet has no such parameter")
-    if param.shape != value.shape:
-        raise ConfigError(f"{name}: shape {tuple(value.shape)}, supernet has {tuple(param.shape)}")
-    param.copy_(value.to(param.dtype))
 
 
 def _head_major(qkv: torch.Tensor, heads: int) -> torch.Tensor:

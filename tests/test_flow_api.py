@@ -74,3 +74,20 @@ def test_a_mismatched_or_missing_artefact_names_the_file(tiny_run: Path, tmp_pat
     with pytest.raises(nas.ProfileError, match="no hardware profile 'nope'"):
         flow.search_run(tiny_run, ["nope"], DevicePlan(budget=4), parallel=False)
     assert not (tiny_run / "search" / "nope").exists()  # nothing written on a bad profile
+
+
+def test_joining_a_cluster_that_does_not_answer_fails_fast() -> None:
+    import socket
+    import time
+
+    from nas.distributed.local import check_reachable
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.perf_counter()
+    with pytest.raises(nas.ConfigError, match=f"127.0.0.1:{port}.*no Ray cluster answers"):
+        check_reachable(f"127.0.0.1:{port}", timeout_s=2.0)
+    assert time.perf_counter() - started < 5.0
+    with pytest.raises(nas.ConfigError, match="expected HOST:PORT"):
+        check_reachable("nowhere")

@@ -138,3 +138,14 @@ def test_predictors_collect_resumes_and_fit(tmp_path: Path,
     assert report["n"] == 12 and "kendall_tau" in report["cv"]
     assert (run.path / "predictors" / "accuracy.json").is_file()
     assert (run.path / "predictors" / "accuracy_fit.json").is_file()
+
+
+def test_a_malformed_profile_is_named_and_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "broken.json").write_text("{not json")
+    monkeypatch.setenv("NAS_PROFILE_PATH", str(tmp_path))
+    assert main(["profile", "list"]) == 0
+    captured = capsys.readouterr()
+    assert "skipped 'broken'" in captured.err and "broken.json" in captured.err
+    assert "nb201_pixel3" in captured.out  # the others are still listed

@@ -116,3 +116,13 @@ def test_nb201_cell_strings_in_arch_column(tmp_path: Path,
     for record, cell in zip(records, cells):
         expected = nas.count(space, space.parse(cell), num_classes=10)  # type: ignore[attr-defined]
         assert (record["params"], record["macs"]) == (expected["params"], expected["macs"])
+
+
+def test_a_folder_or_binary_file_is_named(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stats", "--space", "tiny", "--archs", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    binary = tmp_path / "b.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x01")
+    assert main(["stats", "--space", "tiny", "--archs", str(binary)]) == 2
+    assert "b.csv: not a UTF-8 text CSV" in capsys.readouterr().err

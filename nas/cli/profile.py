@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from nas.cli import UsageError
+from nas.errors import NasError
 from nas.hardware.profile import (
     DTYPES,
     KINDS,
@@ -340,7 +342,12 @@ def _summary(profile: HardwareProfile) -> dict[str, Any]:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    rows = [_summary(load_profile(n)) for n in list_profiles()]
+    rows = []
+    for name in list_profiles():
+        try:
+            rows.append(_summary(load_profile(name)))
+        except NasError as exc:  # one bad file must not hide the others
+            print(f"nas profile list: skipped {name!r}: {exc}", file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

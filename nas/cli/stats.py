@@ -83,12 +83,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    if path.is_dir():
+        raise UsageError(f"{path}: is a folder; --archs takes a CSV file")
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = list(reader.fieldnames or [])
-        rows = list(reader)
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            header = list(reader.fieldnames or [])
+            rows = list(reader)
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{path}: not a UTF-8 text CSV ({exc.reason} at byte {exc.start})"
+        ) from None
     if not header:
         raise UsageError(f"{path}: empty CSV (no header row)")
     return header, rows

@@ -6,6 +6,8 @@ import logging
 import os
 from typing import Any
 
+from nas.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 # Ray binds to the machine's network address unless told otherwise; keep a local Ray private.
@@ -33,6 +35,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
     if ray.is_initialized():
         return ray
     if address:
+        check_reachable(address)
         log.info("joining Ray cluster at %s", address)
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     else:
@@ -45,6 +48,24 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
             configure_logging=False,
         )
     return ray
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in ``timeout_s`` with one line when nothing answers at ``HOST:PORT`` (Ray itself
+    would retry for minutes). ``auto`` and ``ray://`` addresses are left to Ray."""
+    import socket
+
+    if address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"address {address!r}: expected HOST:PORT (e.g. 10.0.0.1:6379)")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"address {address!r}: no Ray cluster answers there "
+                          f"({exc.strerror or exc} within {timeout_s:g} s)") from None
 
 
 def set_worker_threads(n: int = 1) -> None:
