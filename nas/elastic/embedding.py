@@ -19,11 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.elastic.conv import build_uninitialized, check_width
+from nas.elastic.conv import build_uninitialized
+from nas.elastic.width import ActiveWidth
 from nas.errors import ConfigError
 
 
-class ElasticEmbedding(nn.Embedding):
+class ElasticEmbedding(ActiveWidth, nn.Embedding):
     """``nn.Embedding(num_embeddings, max_width)`` whose width shrinks to ``active_width``.
 
     Args:
@@ -39,14 +40,6 @@ class ElasticEmbedding(nn.Embedding):
         self.max_width = max_width
         self._active = max_width
 
-    @property
-    def active_width(self) -> int:
-        """Embedding width of the active configuration."""
-        return self._active
-
-    @active_width.setter
-    def active_width(self, value: int) -> None:
-        self._active = check_width("active_width", value, self.max_width)
 
     def active_weight(self, width: int | None = None) -> torch.Tensor:
         """The table's first ``width`` columns (default: the active width), a view."""

@@ -18,9 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.elastic.conv import build_uninitialized, check_width
+from nas.elastic.width import ActiveWidth
 
 
-class ElasticPatchEmbed(nn.Module):
+class ElasticPatchEmbed(ActiveWidth, nn.Module):
     """Patchify and project images to ``active_width`` features per patch.
 
     Args:
@@ -40,14 +41,6 @@ class ElasticPatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_channels, max_width, patch_size, stride=patch_size)
         self._active = max_width
 
-    @property
-    def active_width(self) -> int:
-        """Output features per patch."""
-        return self._active
-
-    @active_width.setter
-    def active_width(self, value: int) -> None:
-        self._active = check_width("active_width", value, self.max_width)
 
     def _slices(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         w, b, d = self.proj.weight, self.proj.bias, self._active

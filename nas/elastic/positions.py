@@ -20,11 +20,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas.elastic.conv import build_uninitialized, check_width
+from nas.elastic.conv import build_uninitialized
+from nas.elastic.width import ActiveWidth
 from nas.errors import ConfigError
 
 
-class ElasticLearnedPositions(nn.Module):
+class ElasticLearnedPositions(ActiveWidth, nn.Module):
     """A learned position table added to the input, sliced to its length and width.
 
     Args:
@@ -43,14 +44,6 @@ class ElasticLearnedPositions(nn.Module):
         self.weight = nn.Parameter(torch.zeros(max_positions, max_width))
         self._active = max_width
 
-    @property
-    def active_width(self) -> int:
-        """Width of the active configuration (used by :meth:`export`)."""
-        return self._active
-
-    @active_width.setter
-    def active_width(self, value: int) -> None:
-        self._active = check_width("active_width", value, self.max_width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t, d = x.shape[-2], x.shape[-1]
