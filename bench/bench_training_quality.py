@@ -1,21 +1,23 @@
 """Quality: subnets extracted from a trained supernet vs the same architectures trained alone.
 
-On MNIST (read in place from ``../shared/data/images/mnist_png.zip``, a seeded subset of the
-training split; the full 10,000-image test split for measuring), train the ``tiny`` supernet
-with the sandwich rule (largest + N random + smallest, in-place distillation) for E epochs;
-then extract the smallest, a middle and the largest subnet, recalibrate their BN statistics on
-training images and measure top-1 on the test split. Train the same three architectures alone
-(static networks, fresh initialisation, the same recipe: optimizer, label smoothing, weight
-decay, warm-up + cosine, batch order; no distillation) for the same E epochs, and print the
-gap. Target: supernet subnet >= standalone - 1.0 point, for each of the three. So as not to
-flatter the supernet, each standalone network gets the best of ``--alone-lrs`` learning rates
-(a supernet step sums the gradients of several subnets, so its shared weights move faster).
+For a space (``tiny`` CNN or ``vit_mini`` ViT on MNIST, read in place from
+``../shared/data/images/mnist_png.zip``; ``gpt_tiny`` on the embedded ``pydoc`` corpus), train
+one supernet per schedule (``sandwich``: largest + N random + smallest; ``sorted``: SortedNet's
+nested sub-models, the largest included; ``progressive``: Once-for-All's phases), each with
+in-place distillation unless ``--kd-ratio 0``. Extract the smallest, a middle and the largest
+subnet, recalibrate BN (where there is any) and measure them: top-1 on the MNIST test split, or
+perplexity on held-out text. Train the same three architectures alone (static networks, fresh
+initialisation, the same recipe and per-network budget: epochs, batch size, batch order; no
+distillation), and print the gaps side by side. Goals: accuracy >= standalone - 1.0 point;
+perplexity <= standalone + 5%. So as not to flatter the supernet, each standalone network gets
+the best of ``--alone-lrs`` learning rates, judged on the measuring set itself.
 
-Everything runs in this process on ``--threads`` torch threads; the printed budget is the
-measured CPU wall time of each part.
+Everything runs in this process on ``--threads`` torch threads; the printed budget is steps,
+examples seen and the measured CPU wall time of each part.
 
 Usage:
-    python bench/bench_training_quality.py [--train-limit 8000] [--epochs 6] [--lr 0.15]
+    python bench/bench_training_quality.py --space vit_mini [--schedules sandwich,sorted]
+    python bench/bench_training_quality.py --space gpt_tiny --epochs 3 [--json out.json]
 """
 
 from __future__ import annotations
@@ -28,132 +30,172 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
+from quality_common import (
+    Workload,
+    better,
+    gap,
+    load_workload,
+    measure_subnet,
+    meets_goal,
+    train_alone,
+)
 
 import nas
-from nas.data import ImageData, batches, load_image_folder, resize, split, steps_per_epoch
-from nas.evaluation import arch_resolution, measure, recalibrate_bn, reference_archs
+from nas.evaluation import arch_resolution, reference_archs
+from nas.rundir import atomic_write_json
+from nas.tasks import task_for_space
 from nas.train import TrainConfig, train_supernet
-from nas.train_loop import lr_factor, param_groups
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "images" / "mnist_png.zip"
+_IMAGES = {"data": str(MNIST), "limit": 8000, "batch": 64, "label_smoothing": 0.1,
+           "warmup": 1.0, "bn_batches": 20}
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {**_IMAGES, "epochs": 6, "optimizer": "sgd", "lr": 0.15, "alone_lrs": "0.05,0.15"},
+    "vit_mini": {**_IMAGES, "epochs": 6, "optimizer": "adamw", "lr": 2e-3,
+                 "alone_lrs": "1e-3,2e-3", "bn_batches": 0},
+    "gpt_tiny": {"data": "pydoc", "limit": None, "batch": 32, "label_smoothing": 0.0,
+                 "warmup": 0.2, "bn_batches": 0, "epochs": 3, "optimizer": "adamw", "lr": 3e-3,
+                 "alone_lrs": "2e-3,4e-3"},
+}
+MAX_POINTS, MAX_PERCENT = 1.0, 5.0
 
 
-def train_alone(
-    model: torch.nn.Module, train: ImageData, config: TrainConfig, resolution: int | None
-) -> None:
-    """The supernet recipe applied to one static network (no distillation)."""
-    model.train()
-    opt = torch.optim.SGD(
-        param_groups(model, config.weight_decay),
-        lr=config.lr,
-        momentum=config.momentum,
-        nesterov=True,
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--space", default="tiny", help=f"presets: {sorted(PRESETS)}")
+    p.add_argument("--schedules", default="sandwich,sorted", help="comma-separated")
+    p.add_argument("--data", default=None, help="image folder/zip, or text ('pydoc')")
+    p.add_argument("--train-limit", type=int, default=None, help="examples to train on")
+    p.add_argument("--test-limit", type=int, default=None, help="test images (default all)")
+    p.add_argument("--seq-len", type=int, default=64, help="tokens per window (language)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch", type=int, default=None)
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default=None)
+    p.add_argument("--lr", type=float, default=None, help="supernet peak learning rate")
+    p.add_argument("--alone-lrs", default=None, help="standalone lrs; the best counts")
+    p.add_argument("--num-random", type=int, default=2, help="sandwich: random subnets")
+    p.add_argument("--num-nested", type=int, default=4, help="sorted: nested sub-models")
+    p.add_argument("--kd-ratio", type=float, default=1.0, help="in-place distillation (0: off)")
+    p.add_argument("--label-smoothing", type=float, default=None)
+    p.add_argument("--warmup", type=float, default=None, help="warm-up epochs")
+    p.add_argument("--bn-batches", type=int, default=None, help="BN recalibration batches")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    return p
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The preset of ``--space`` with every option given on the command line on top."""
+    preset = dict(PRESETS.get(args.space, PRESETS["tiny"]))
+    given = {"data": args.data, "limit": args.train_limit, "epochs": args.epochs,
+             "batch": args.batch, "optimizer": args.optimizer, "lr": args.lr,
+             "alone_lrs": args.alone_lrs, "label_smoothing": args.label_smoothing,
+             "warmup": args.warmup, "bn_batches": args.bn_batches}
+    preset.update({k: v for k, v in given.items() if v is not None})
+    return preset
+
+
+def _config(args: argparse.Namespace, s: dict[str, Any], schedule: str) -> TrainConfig:
+    return TrainConfig(
+        schedule=schedule, epochs=s["epochs"], batch_size=s["batch"], lr=s["lr"],
+        optimizer=s["optimizer"], label_smoothing=s["label_smoothing"],
+        warmup_epochs=s["warmup"], num_random=args.num_random, num_nested=args.num_nested,
+        kd_ratio=args.kd_ratio, seed=args.seed, eval_bn_batches=min(5, s["bn_batches"]),
+        eval_max_batches=4, checkpoint_every=100_000,
     )
-    n_steps = steps_per_epoch(train, config.batch_size)
-    total, warmup = config.epochs * n_steps, round(config.warmup_epochs * n_steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup))
-    for epoch in range(config.epochs):
-        for x, y in batches(train, config.batch_size, seed=config.seed, epoch=epoch):
-            opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(
-                model(resize(x, resolution)), y, label_smoothing=config.label_smoothing
-            )
-            loss.backward()
-            opt.step()
-            sched.step()
 
 
-def _schedule(args: argparse.Namespace) -> str:
-    if args.schedule == "sandwich":
-        return f"sandwich (largest + {args.num_random} random + smallest)"
-    return "progressive shrinking (default phases)"
+def _supernets(args: argparse.Namespace, s: dict[str, Any], w: Workload) -> dict[str, Any]:
+    """Per schedule: the three reference subnets' metrics, steps and wall time."""
+    out: dict[str, Any] = {}
+    for schedule in args.schedules.split(","):
+        config = _config(args, s, schedule)
+        torch.manual_seed(args.seed)
+        supernet: Any = nas.create_supernet(args.space, num_classes=w.task.num_outputs(w.train))
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            result = train_supernet(supernet, w.train, w.val, config, Path(tmp) / "run",
+                                    task=w.task)
+        seconds = time.perf_counter() - t0
+        subnets = {}
+        for name, arch in reference_archs(supernet.space).items():
+            value, params = measure_subnet(supernet, arch, w, bn_batches=s["bn_batches"],
+                                           batch_size=s["batch"])
+            subnets[name] = {"arch": arch.key, "params": params, "value": value}
+        out[schedule] = {"steps": result.steps, "seconds": seconds, "subnets": subnets}
+    return out
+
+
+def _alone(args: argparse.Namespace, s: dict[str, Any], w: Workload) -> dict[str, Any]:
+    """Per reference architecture: the best standalone metric over ``alone_lrs``."""
+    space = nas.create_space(args.space)
+    config = _config(args, s, "sandwich")
+    out: dict[str, Any] = {}
+    for name, arch in reference_archs(space).items():
+        best: dict[str, Any] = {}
+        for lr in [float(v) for v in s["alone_lrs"].split(",")]:
+            torch.manual_seed(args.seed + 1)
+            fresh: Any = nas.create_supernet(args.space, num_classes=w.task.num_outputs(w.train))
+            model = fresh.extract(arch)  # same architecture, fresh initialisation
+            res = arch_resolution(space, arch, fresh)
+            t0 = time.perf_counter()
+            steps = train_alone(model, w, dataclasses.replace(config, lr=lr), res)
+            seconds = time.perf_counter() - t0
+            value = w.task.measure(model, w.test, resolution=res)[w.task.metric]
+            if not best or better(w.task, value, best["value"]):
+                best = {"value": float(value), "lr": lr, "steps": steps}
+            best["seconds"] = best.get("seconds", 0.0) + seconds
+        out[name] = best
+    return out
+
+
+def _print(args: argparse.Namespace, s: dict[str, Any], w: Workload, result: dict) -> None:
+    task, supers, alone = w.task, result["supernets"], result["alone"]
+    unit = "pt" if task.direction == "max" else "%"
+    goal = f"gap >= -{MAX_POINTS} pt" if unit == "pt" else f"gap <= +{MAX_PERCENT}%"
+    print(f"{w.description}; space {args.space}; {s['epochs']} epochs, batch {s['batch']}, "
+          f"{s['optimizer']} lr {s['lr']}, kd_ratio {args.kd_ratio}, num_random "
+          f"{args.num_random}, num_nested {args.num_nested}; {args.threads} thread(s), seed "
+          f"{args.seed}")
+    for schedule, row in supers.items():
+        print(f"budget {schedule}: {row['steps']} steps x {s['batch']} = "
+              f"{row['steps'] * s['batch']} examples (every subnet of a step sees the batch), "
+              f"{row['seconds']:.0f} s")
+    some = next(iter(alone.values()))
+    print(f"budget standalone: {some['steps']} steps x {s['batch']} per network and lr "
+          f"(lrs {s['alone_lrs']}), {sum(a['seconds'] for a in alone.values()):.0f} s in all; "
+          "CPU wall times on a shared machine")
+    head = f"{'subnet':<10}{'arch':<14}{'params':>8}{'alone ' + task.metric:>18}{'(lr)':>8}"
+    for schedule in supers:
+        head += f"{schedule:>12}{'gap ' + unit:>9}{'':>7}"
+    print(head + f"  (goal {goal})")
+    for name, a in alone.items():
+        first = next(iter(supers.values()))["subnets"][name]
+        line = f"{name:<10}{first['arch']:<14}{first['params']:>8}{a['value']:>18.2f}"
+        line += f"{a['lr']:>8g}"
+        for row in supers.values():
+            g = gap(task, row["subnets"][name]["value"], a["value"])
+            ok = meets_goal(task, g, max_points=MAX_POINTS, max_percent=MAX_PERCENT)
+            line += f"{row['subnets'][name]['value']:>12.2f}{g:>+9.2f}{'OK' if ok else 'MISSED':>7}"
+        print(line)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=str(MNIST))
-    parser.add_argument("--space", default="tiny")
-    parser.add_argument("--train-limit", type=int, default=8000)
-    parser.add_argument("--test-limit", type=int, default=None)
-    parser.add_argument("--schedule", choices=("sandwich", "progressive"), default="sandwich")
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=0.15)
-    parser.add_argument("--num-random", type=int, default=2)
-    parser.add_argument("--alone-lrs", default="0.05,0.15", help="standalone lrs; best counts")
-    parser.add_argument("--bn-batches", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = _parser().parse_args()
     torch.set_num_threads(args.threads)
-
+    s = _settings(args)
+    task = task_for_space(nas.create_space(args.space))
     t0 = time.perf_counter()
-    data = load_image_folder(args.data, "train", limit=args.train_limit, seed=args.seed)
-    test = load_image_folder(args.data, "test", limit=args.test_limit, seed=args.seed)
-    train, val = split(data, 0.05, seed=args.seed)
-    t_data = time.perf_counter() - t0
-    config = TrainConfig(
-        schedule=args.schedule,
-        epochs=args.epochs,
-        batch_size=args.batch,
-        lr=args.lr,
-        num_random=args.num_random,
-        seed=args.seed,
-        eval_bn_batches=5,
-        checkpoint_every=10_000,
-    )
-
-    torch.manual_seed(args.seed)
-    supernet: Any = nas.create_supernet(args.space, num_classes=data.num_classes)
-    space = supernet.space
-    refs = reference_archs(space)
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        train_supernet(supernet, train, val, config, Path(tmp) / "run")
-    t_super = time.perf_counter() - t0
-
-    rows = []
-    t_alone = 0.0
-    for name, arch in refs.items():
-        res = arch_resolution(space, arch)
-        sub = supernet.extract(arch)
-        recalibrate_bn(sub, train, args.bn_batches, batch_size=args.batch, resolution=res)
-        shared = measure(sub, test, resolution=res)["accuracy"]
-        alone, best_lr = -1.0, 0.0
-        for lr in [float(v) for v in args.alone_lrs.split(",")]:
-            torch.manual_seed(args.seed + 1)
-            fresh: Any = nas.create_supernet(args.space, num_classes=data.num_classes)
-            alone_model = fresh.extract(arch)  # same architecture, fresh initialisation
-            t1 = time.perf_counter()
-            train_alone(alone_model, train, dataclasses.replace(config, lr=lr), res)
-            t_alone += time.perf_counter() - t1
-            top1 = measure(alone_model, test, resolution=res)["accuracy"]
-            if top1 > alone:
-                alone, best_lr = top1, lr
-        params = sum(p.numel() for p in sub.parameters())
-        rows.append((name, arch.key, res, params, shared, alone, best_lr, shared - alone))
-
-    print(
-        f"MNIST ({len(train)} train / {len(val)} val images from {args.train_limit}, "
-        f"test {len(test)}), space {args.space}, {_schedule(args)}, "
-        f"{args.epochs} epochs, batch {args.batch}, lr {args.lr}, "
-        f"{args.threads} torch thread(s), seed {args.seed}"
-    )
-    print(
-        f"budget: data {t_data:.0f} s, supernet training {t_super:.0f} s, standalone "
-        f"trainings (3 archs x lrs {args.alone_lrs}) {t_alone:.0f} s; CPU, shared machine"
-    )
-    print(
-        f"{'subnet':<10}{'arch':<14}{'res':>5}{'params':>9}{'supernet %':>12}"
-        f"{'alone %':>10}{'(lr)':>7}{'gap':>8}  (target gap >= -1.0)"
-    )
-    for name, key, res, params, shared, alone, best_lr, gap in rows:
-        ok = "OK" if gap >= -1.0 else "MISSED"
-        print(
-            f"{name:<10}{key:<14}{res!s:>5}{params:>9}{shared:>12.2f}{alone:>10.2f}"
-            f"{best_lr:>7.2f}{gap:>+8.2f}  {ok}"
-        )
+    workload = load_workload(task.name, s["data"], limit=s["limit"], test_limit=args.test_limit,
+                             seq_len=args.seq_len, seed=args.seed)
+    result: dict[str, Any] = {"space": args.space, "settings": s, "args": vars(args),
+                              "data_seconds": time.perf_counter() - t0}
+    result["supernets"] = _supernets(args, s, workload)
+    result["alone"] = _alone(args, s, workload)
+    _print(args, s, workload, result)
+    if args.json:
+        atomic_write_json(Path(args.json), result)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,8 @@ _LAZY: dict[str, str] = {
     "MeasuredMetrics": "nas.devices",
     "DataSpec": "nas.tasks",
     "create_task": "nas.tasks",
+    "quantized": "nas.quantization",
+    "export_quantized": "nas.quantization.export",
 }
 # subpackages reachable as attributes (``nas.flow.train(...)``), imported on first use
 _SUBMODULES = ("flow", "tasks", "predictor")
@@ -99,4 +101,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from nas.counting import count as count
     from nas.export import export_subnet as export_subnet
     from nas.export import load_subnet as load_subnet
+    from nas.quantization import quantized as quantized
+    from nas.quantization.export import export_quantized as export_quantized
     from nas.supernet import Supernet as Supernet

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import pickle
+import pickletools
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,18 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], *, space: SearchSpa
     return out
 
 
+def _holds_objects(path: Path, exc: Exception) -> bool:
+    """Whether ``path`` is a pickle that names Python objects (refused by weights-only
+    loading) rather than garbage. Reads the opcodes only; nothing is run."""
+    if "unsupported global" in str(exc).lower():
+        return True
+    try:
+        ops = {op.name for op, _, _ in pickletools.genops(path.read_bytes())}
+    except Exception:  # not a pickle stream at all
+        return False
+    return bool(ops & {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE"})
+
+
 def load_checkpoint(
     path: str | Path, *, space: SearchSpace, map_location: str | torch.device = "cpu"
 ) -> dict[str, Any]:
@@ -88,8 +102,20 @@ def load_checkpoint(
     if not path.is_file():
         raise MissingFileError(f"{path}: no checkpoint to resume from")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
+        with warnings.catch_warnings():  # torch warns about legacy files before refusing them
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not _holds_objects(path, exc):
+            raise CheckpointError(
+                f"{path}: checkpoint is corrupt or truncated (not a torch file of tensors); "
+                "delete it to start over"
+            ) from None
+        raise CheckpointError(
+            f"{path}: refused: the file holds pickled objects other than tensors, which "
+            "weights-only loading does not run (a checkpoint not written by nas, or tampered with)"
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as exc:
         raise CheckpointError(
             f"{path}: checkpoint is corrupt or truncated ({type(exc).__name__}: {exc}); "
             "delete it to start over"

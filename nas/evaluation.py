@@ -237,7 +237,10 @@ def _evaluate_one(
     if n_bn_batches:
         recalibrate_bn(supernet, bn_data, n_bn_batches, batch_size=bn_batch_size,
                        resolution=res, device=device, task=task)
-    row = task.measure(supernet, data, batch_size=batch_size, resolution=res, device=device,
-                       max_batches=max_batches)
+    from nas.quantization.fake import policy_applied  # fake-quantized under a bits policy
+
+    with policy_applied(supernet, arch, bn_data, task=task, resolution=res, device=device):
+        row = task.measure(supernet, data, batch_size=batch_size, resolution=res,
+                           device=device, max_batches=max_batches)
     log.debug("evaluated %s: %s", arch.key, row)
     return row

@@ -34,7 +34,8 @@ import torch
 from torch import nn
 
 from nas.errors import ConfigError, MissingFileError, RunDirError
-from nas.registry import create_supernet, resolve_space, space_module
+from nas.export_formats import EXPORT_FORMATS
+from nas.registry import create_supernet, space_module
 from nas.rundir import (
     ARCH_FILE,
     METRICS_FILE,
@@ -46,6 +47,7 @@ from nas.rundir import (
     read_json,
 )
 from nas.space import ArchConfig
+from nas.space_recipes import recipe_of, resolve_recorded_space
 from nas.supernet import Supernet
 
 log = logging.getLogger(__name__)
@@ -74,7 +76,9 @@ def export_subnet(
             The batch dimension is dynamic where the exporters allow it (``arch.json`` says
             so in ``dynamic_batch``); the other dimensions are fixed to the example's.
         metrics: written to ``metrics.json`` (e.g. accuracy and latency of the arch).
-        formats: which of ``"torch"`` (always written), ``"export"`` and ``"onnx"`` to write.
+        formats: which of ``"torch"`` (always written), ``"export"`` and ``"onnx"`` to write,
+            and formats plug-ins register (:mod:`nas.export_formats`; ``"hf"``: a Hugging
+            Face ``save_pretrained`` folder ``hf/`` for decoder LMs).
 
     Returns:
         ``out_dir`` as a :class:`Path`.
@@ -86,13 +90,9 @@ def export_subnet(
     Example:
         >>> nas.export_subnet(supernet, arch, "exports/a", metrics={"accuracy": 71.2})
     """
-    unknown = sorted(set(formats) - set(FORMATS))
-    if unknown:
-        raise ConfigError(f"formats: unknown {unknown}; allowed values are {list(FORMATS)}")
+    plugins = _plugin_formats(supernet, arch, formats)  # validates arch, before any work
     if example_input is not None and not isinstance(example_input, torch.Tensor):
         raise ConfigError("example_input must be a tensor (a batch of the network's input)")
-    space = supernet.space
-    space.validate(arch)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # no arch.json while writing: a folder without one is an incomplete export
@@ -106,6 +106,8 @@ def export_subnet(
     written = {WEIGHTS_FILE: _sha256(out / WEIGHTS_FILE)}
     errors: dict[str, str] = {}
     dynamic = _write_program_and_onnx(model, x, out, formats, written, errors, arch.key)
+    written.update({p.relative_to(out).as_posix(): _sha256(p) for fmt in plugins
+                    for p in fmt.write(supernet, arch, out)})
     if metrics is not None:
         atomic_write_json(out / METRICS_FILE, dict(metrics))
         written[METRICS_FILE] = _sha256(out / METRICS_FILE)
@@ -115,6 +117,16 @@ def export_subnet(
     atomic_write_json(out / ARCH_FILE, _arch_info(supernet, arch, x, dynamic, written, errors))
     log.info("exported %s to %s (%s)", arch.key, out, ", ".join(written))
     return out
+
+
+def _plugin_formats(supernet: Supernet, arch: ArchConfig, formats: Collection[str]) -> list[Any]:
+    """The plug-in formats among ``formats`` (e.g. ``"hf"``), after validating ``arch`` and
+    letting each refuse it: an arch a format cannot hold fails before any file is written."""
+    plugins = EXPORT_FORMATS.select(formats, FORMATS)
+    supernet.space.validate(arch)
+    for fmt in plugins:
+        fmt.check(supernet, arch)
+    return plugins
 
 
 def write_export_metrics(out_dir: str | Path, metrics: Mapping[str, Any]) -> Path:
@@ -170,12 +182,15 @@ def _arch_info(supernet: Supernet, arch: ArchConfig, x: torch.Tensor, dynamic: b
         "format_version": FORMAT_VERSION,
         "space": space.name,
         "space_module": space_module(space.name),
+        "space_recipe": recipe_of(space),
         "fingerprint": space.fingerprint(),
         "arch_key": arch.key,
         "arch": arch.to_dict(),
         "num_classes": supernet.num_classes,
         "supernet_options": supernet.options,
-        "resolution": supernet.input_resolution(arch),
+        # a language model reads token sequences: their length, not an image resolution
+        **({"seq_len": int(x.shape[1])} if "seq_len" in space.meta
+           else {"resolution": supernet.input_resolution(arch)}),
         "input_shape": list(x.shape),
         "input_dtype": str(x.dtype).removeprefix("torch."),
         "dynamic_batch": dynamic,
@@ -330,7 +345,8 @@ def _checked_file(root: Path, info: Mapping[str, Any], name: str) -> Path:
 
 
 def _load_torch(root: Path, info: Mapping[str, Any]) -> nn.Module:
-    space = resolve_space(str(info["space"]), module=info.get("space_module") or None)
+    space = resolve_recorded_space(str(info["space"]), module=info.get("space_module") or None,
+                                   recipe=info.get("space_recipe"))
     if space.fingerprint() != info["fingerprint"]:
         raise RunDirError(
             f"{root / ARCH_FILE}: exported from space {info['space']!r} with fingerprint "

@@ -15,9 +15,10 @@ Example:
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
@@ -73,6 +74,13 @@ class SpaceRegistry:
         self._entries: dict[str, _Entry] = {}
         self._plugins = plugins
         self._loaded = False
+        self._resolvers: list[Callable[[str], object]] = []
+
+    def add_resolver(self, resolve: Callable[[str], object]) -> None:
+        """Call ``resolve(name)`` for a name not registered: it may build and register it
+        (``nas.quantization`` does for ``<space>+q...`` names)."""
+        if resolve not in self._resolvers:
+            self._resolvers.append(resolve)
 
     def register(
         self,
@@ -107,6 +115,10 @@ class SpaceRegistry:
     def entry(self, name: str) -> _Entry:
         """The entry of ``name``; :class:`ConfigError` listing the registered names if none."""
         self._load()
+        for resolve in self._resolvers:  # derived names built on demand, e.g. tiny+q8-32b
+            if name in self._entries:
+                break
+            resolve(name)
         try:
             return self._entries[name]
         except KeyError:
@@ -153,7 +165,29 @@ def create_supernet(name: str, **kwargs: Any) -> Supernet:
     entry = REGISTRY.entry(name)
     if entry.supernet is None:
         raise ConfigError(f"search space {name!r} has no supernet")
-    return entry.supernet(entry.space(), **kwargs)
+    try:
+        return entry.supernet(entry.space(), **kwargs)
+    except TypeError as exc:  # a build option the supernet does not take is the user's error
+        bad = [k for k in kwargs if f"unexpected keyword argument '{k}'" in str(exc)]
+        if not bad:
+            raise
+        raise ConfigError(f"supernet of {name!r} has no option {bad[0]!r} ({exc})") from None
+
+
+def rebuild(recipe: Mapping[str, Any]) -> SearchSpace:
+    """Run ``recipe`` (import its module, call its function with its args): the space."""
+    module, function = recipe.get("module"), recipe.get("function")
+    if not isinstance(module, str) or not isinstance(function, str):
+        raise ConfigError(f"space recipe needs string 'module' and 'function', got {dict(recipe)}")
+    try:
+        make = getattr(importlib.import_module(module), function)
+    except (ModuleNotFoundError, AttributeError) as exc:
+        raise ConfigError(f"space recipe {module}.{function}: cannot import it ({exc})") from None
+    space = make(**dict(recipe.get("args") or {}))
+    if not isinstance(space, SearchSpace):
+        raise ConfigError(f"space recipe {module}.{function} returned {type(space).__name__}, "
+                          "not a SearchSpace")
+    return space
 
 
 def list_spaces() -> list[str]:
@@ -164,18 +198,25 @@ def list_spaces() -> list[str]:
 @dataclass(frozen=True)
 class SpaceRef:
     """A space by name and registering module: what travels to another process, which
-    rebuilds the space with :meth:`resolve` (importing the user's module if needed)."""
+    rebuilds the space with :meth:`resolve` (importing the user's module if needed). A space
+    made at run time (an imported model's) also carries its recipe, ``meta["recipe"]`` as
+    JSON (see :mod:`nas.space_recipes`)."""
 
     name: str
     module: str = ""
+    recipe: str = ""
 
     @classmethod
     def of(cls, space: SearchSpace) -> SpaceRef:
         """The reference of a registered ``space``."""
-        return cls(space.name, space_module(space.name))
+        recipe = space.meta.get("recipe")
+        text = json.dumps(recipe, sort_keys=True) if isinstance(recipe, dict) else ""
+        return cls(space.name, space_module(space.name), text)
 
     def resolve(self) -> SearchSpace:
         """The space, rebuilt in this process."""
+        if self.recipe and self.name not in REGISTRY.names():
+            return rebuild(json.loads(self.recipe))
         return resolve_space(self.name, module=self.module or None)
 
 

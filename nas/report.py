@@ -126,9 +126,26 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     return "\n".join(lines)
 
 
+TEXT_COLUMNS = ("arch", "step")  # wrap and take the width the other columns leave
+NARROW_MAX_PCT = 7.0  # share of the table each other column (numbers, names, keys) gets at most
+TEXT_MIN_PCT = 20.0  # share the text columns keep however many other columns there are
+
+
+def narrow_width_pct(n_narrow: int, n_text: int) -> float:
+    """The width (% of the table) of each non-text column: :data:`NARROW_MAX_PCT`, less when
+    that would leave the text columns under :data:`TEXT_MIN_PCT`."""
+    room = 100.0 - (TEXT_MIN_PCT if n_text else 0.0)
+    return min(NARROW_MAX_PCT if n_text else 100.0, room / max(1, n_narrow))
+
+
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A table that fits the page width: fixed layout, every non-text column the width of
+    :func:`narrow_width_pct`, the text columns (the arch) the rest, wrapped anywhere."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    wide = {i for i, h in enumerate(header) if h in ("arch", "step")}  # text columns wrap
+    wide = {i for i, h in enumerate(header) if h in TEXT_COLUMNS}  # text columns wrap
+    pct = narrow_width_pct(len(header) - len(wide), len(wide))
+    cols = "".join("<col class='text'>" if i in wide else f"<col style='width:{pct:.2f}%'>"
+                   for i in range(len(header)))
     body = "".join(
         "<tr>" + "".join(
             f"<td class='text'>{html.escape(c)}</td>" if i in wide else f"<td>{html.escape(c)}</td>"
@@ -136,7 +153,8 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         ) + "</tr>"
         for row in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (f"<table><colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table>")
 
 
 def _plots(run_dir: Path) -> list[tuple[str, Path]]:
@@ -175,12 +193,17 @@ def render_markdown(run_dir: str | Path, title: str = "NAS run report") -> str:
     return "\n".join(parts) + "\n"
 
 
+# fits a 1,400-pixel window: the page is at most 1,336 px wide (1,400 less the margins), the
+# table takes exactly the page width (fixed layout) and only the arch column wraps
+PAGE_MAX_PX = 1336
 _CSS = (
-    "body{font-family:sans-serif;margin:2em;max-width:1200px}"
-    "table{border-collapse:collapse;margin:1em 0}"
-    "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px;text-align:right}"
-    "th{background:#f0f0f0}img{max-width:100%;border:1px solid #ddd}"
-    "td.text{text-align:left;max-width:28em;overflow-wrap:anywhere}"
+    f"body{{font-family:sans-serif;margin:2em;max-width:{PAGE_MAX_PX}px}}"
+    "table{border-collapse:collapse;margin:1em 0;width:100%;table-layout:fixed}"
+    "td,th{border:1px solid #ccc;padding:4px 6px;font-size:13px;text-align:right;"
+    "overflow-wrap:anywhere}"
+    "th{background:#f0f0f0;text-align:center;font-size:12px}"
+    "img{max-width:100%;border:1px solid #ddd}"
+    "td.text{text-align:left;word-break:break-all;font-family:monospace;font-size:12px}"
 )
 
 

@@ -103,6 +103,25 @@ def check_name(kind: str, name: str) -> str:
     return name
 
 
+def check_writable(path: str | Path, what: str = "run directory") -> Path:
+    """``path`` if this process can create files in it (probed with a file it removes at
+    once: permission bits alone miss read-only mounts and root); else a :class:`RunDirError`
+    before any work starts."""
+    path = Path(path)
+    try:
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(13, "permission denied")
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".nas-write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise RunDirError(
+            f"{path}: the {what} is not writable ({exc.strerror or exc}); make it writable "
+            "or copy the run elsewhere"
+        ) from None
+    return path
+
+
 @dataclass(frozen=True)
 class Samples:
     """Architectures and their metrics, as ``samples/<metric>.csv`` holds them."""
@@ -144,14 +163,15 @@ class RunDir:
     def open(cls, path: str | Path, space: SearchSpace | None = None) -> RunDir:
         """Open an existing run (its space rebuilt from ``space.json`` unless given); a
         :class:`RunDirError` if it is no run or was made for another space."""
-        from nas.registry import resolve_space
+        from nas.space_recipes import resolve_recorded_space
 
         path = Path(path)
         if not (path / SPACE_FILE).is_file():
             raise RunDirError(f"{path}: not a run directory (no space.json)")
         spec = read_json(path / SPACE_FILE)
         if space is None:
-            space = resolve_space(str(spec.get("name")), module=spec.get("module") or None)
+            space = resolve_recorded_space(str(spec.get("name")), module=spec.get("module")
+                                           or None, recipe=(spec.get("meta") or {}).get("recipe"))
         if spec.get("fingerprint") != space.fingerprint():
             raise RunDirError(
                 f"{path}: run was made for space {spec.get('name')!r} "

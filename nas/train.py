@@ -1,4 +1,5 @@
-"""Supernet training: sandwich rule with in-place distillation, or progressive shrinking.
+"""Supernet training: sandwich rule or SortedNet nested sub-models with in-place distillation,
+or progressive shrinking.
 
 :func:`train_supernet` runs the schedule of a :class:`~nas.train_config.TrainConfig` and keeps
 a run directory: ``supernet/config.json``, ``supernet/checkpoint.pt`` (written atomically

@@ -8,6 +8,10 @@ Two schedules share one loop (``nas.train``):
 * ``progressive`` (Once-for-All): phases that make more dimensions elastic, each with its own
   epochs and learning rate — the full network first, then elastic kernel, depth and expand —
   with distillation from a frozen copy of the full network after the first phase.
+* ``sorted`` (SortedNet, Valipour et al. 2023): every step trains ``num_nested`` nested
+  sub-models (each no larger than the next in every dimension, the largest always among them;
+  see :mod:`nas.nested`), their gradients summed into one optimizer step, the largest
+  teaching the others in place as in ``sandwich`` (``kd_ratio=0`` turns that off).
 
 Example:
     >>> config = TrainConfig(schedule="progressive", epochs=8, lr=0.05)
@@ -26,8 +30,9 @@ import numpy as np
 from nas.errors import ConfigError
 from nas.space import ArchConfig, SearchSpace
 
-SCHEDULES = ("sandwich", "progressive")
+SCHEDULES = ("sandwich", "progressive", "sorted")
 OPTIMIZERS = ("sgd", "adamw")
+TEACHERS = ("inplace", "initial")
 ELASTIC_KINDS = ("resolution", "kernel", "depth", "expand")
 # fields that may change on --resume without changing what is computed
 RESUMABLE_CHANGES = ("device", "checkpoint_every", "eval_bn_batches", "eval_max_batches")
@@ -112,7 +117,7 @@ class TrainConfig:
     """How to train a supernet.
 
     Args:
-        schedule: ``sandwich`` or ``progressive``.
+        schedule: ``sandwich``, ``progressive`` or ``sorted``.
         epochs: total epochs (``progressive``: split by :func:`default_phases` unless
             ``phases`` is given, in which case the phases' epochs count).
         batch_size: images per step (per worker when data-parallel).
@@ -123,8 +128,12 @@ class TrainConfig:
         warmup_epochs: linear warm-up of the first phase, then cosine decay to zero.
         label_smoothing: of the cross-entropy on the true labels.
         num_random: random subnets per sandwich step (between the largest and the smallest).
+        num_nested: nested sub-models per ``sorted`` step, the largest included (>= 2).
         kd_ratio: weight of the distillation loss (soft cross-entropy to the teacher).
         kd_temperature: softmax temperature of distillation.
+        teacher: ``inplace`` (the schedule's own: the largest subnet teaches in place, or
+            progressive's frozen full network) or ``initial``: a frozen copy of the supernet as
+            it starts (e.g. the imported pretrained model) teaches every subnet.
         phases: explicit progressive phases.
         seed: seeds the initial weights' successors: data order and subnet sampling.
         device: ``cpu``, ``cuda`` or ``cuda:N`` (chosen explicitly, never guessed).
@@ -145,8 +154,10 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
     num_random: int = 2
+    num_nested: int = 4
     kd_ratio: float = 1.0
     kd_temperature: float = 1.0
+    teacher: str = "inplace"
     phases: tuple[Phase, ...] | None = None
     seed: int = 0
     device: str = "cpu"
@@ -171,6 +182,13 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be an int >= 0, got {value!r}")
+        if not isinstance(self.num_nested, int) or isinstance(self.num_nested, bool) or (
+            self.num_nested < 2
+        ):
+            raise ConfigError(
+                f"num_nested must be an int >= 2 (the largest and at least one smaller "
+                f"sub-model), got {self.num_nested!r}"
+            )
         for name in ("lr",):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -179,6 +197,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if self.teacher not in TEACHERS:
+            raise ConfigError(f"teacher must be one of {list(TEACHERS)}, got {self.teacher!r}")
         if not self.kd_temperature > 0:
             raise ConfigError(f"kd_temperature must be > 0, got {self.kd_temperature!r}")
         if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
@@ -190,9 +210,9 @@ class TrainConfig:
         self.resolved_phases()  # validates the progressive split
 
     def resolved_phases(self) -> tuple[Phase, ...]:
-        """The phases this config trains (``sandwich``: one phase, every dimension elastic)."""
-        if self.schedule == "sandwich":
-            return (Phase(name="sandwich", elastic=(), epochs=self.epochs, lr=self.lr),)
+        """The phases this config trains (``sandwich``, ``sorted``: one, all dimensions elastic)."""
+        if self.schedule in ("sandwich", "sorted"):
+            return (Phase(name=self.schedule, elastic=(), epochs=self.epochs, lr=self.lr),)
         if self.phases is not None:
             return self.phases
         return default_phases(self.epochs, self.lr)

@@ -1,9 +1,10 @@
 """The training loop behind :func:`nas.train.train_supernet` (one rank of a run).
 
 :class:`TrainLoop` owns the optimizer, schedule, teacher and position of one run; one step
-trains this step's subnets (sandwich: largest, random, smallest; progressive: the phase's
-samples), accumulating their gradients into one optimizer step. Subnets are drawn from a
-generator seeded by ``(seed, step)``, so data-parallel ranks and resumed runs draw the same.
+trains this step's subnets (sandwich: largest, random, smallest; sorted: nested sub-models,
+largest first; progressive: the phase's samples), accumulating their gradients into one
+optimizer step. Subnets are drawn from a generator seeded by ``(seed, step)``, so
+data-parallel ranks and resumed runs draw the same.
 Checkpoints hold everything the loop needs to continue bit for bit.
 """
 
@@ -27,6 +28,7 @@ from nas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_
 from nas.data import ImageData, batches, steps_per_epoch
 from nas.errors import ConfigError
 from nas.evaluation import arch_resolution, evaluate, reference_archs
+from nas.nested import nested_archs
 from nas.rundir import RunDir, atomic_write_text
 from nas.space import ArchConfig
 from nas.stop_flag import StopFlag
@@ -161,7 +163,8 @@ class TrainLoop:
         """Teacher snapshot and channel reorganisation if due, then a fresh optimizer."""
         phase = self.phases[index]
         progressive = self.config.schedule == "progressive"
-        if progressive and phase.distill and self.teacher is None:
+        initial = self.config.teacher == "initial"  # the starting network teaches throughout
+        if ((progressive and phase.distill) or initial) and self.teacher is None:
             self.teacher = self._make_teacher()
         expands = "expand" in phase.elastic
         expanded_before = index > 0 and "expand" in self.phases[index - 1].elastic
@@ -249,6 +252,8 @@ class TrainLoop:
         if self.config.schedule == "sandwich":
             middle = [self.space.sample(rng) for _ in range(self.config.num_random)]
             return [self.space.largest(), *middle, self.space.smallest()]
+        if self.config.schedule == "sorted":
+            return nested_archs(self.space, self.config.num_nested, rng)
         return [phase.sample(self.space, rng) for _ in range(phase.subnets_per_step)]
 
     def _autocast(self) -> Any:
@@ -282,7 +287,7 @@ class TrainLoop:
                     )
             self.scaler.scale(loss).backward()
             losses.append(loss.detach())
-            if config.schedule == "sandwich" and i == 0:
+            if config.schedule in ("sandwich", "sorted") and i == 0 and config.teacher != "initial":
                 soft_targets = logits.detach()  # the largest teaches the rest in place
         params = [p for p in self.net.parameters() if p.grad is not None]
         if self.reduce_grads is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from nas.registry import register_space
 from search_spaces import (
     gpt,  # noqa: F401  (registers gpt_tiny, gpt2_small)
+    hf_plugin,  # noqa: F401  (registers the "hf" importer and export format)
     llama,  # noqa: F401  (registers llama_tiny)
     nas_bench_201,
     ofa_mobilenet_v3,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nas.space import InvalidArchError
@@ -36,3 +36,11 @@ def read_resolution(config: Mapping[str, Any]) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidArchError(f"OFA config field {key!r} must be an int, got {value!r}")
     return value
+
+
+def check_keys(config: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    """Refuse keys of an OFA config that the conversion would not read (a typo, another
+    space's config): silently dropping them would convert something else."""
+    unknown = sorted(str(k) for k in config if k not in allowed)
+    if unknown:
+        raise InvalidArchError(f"OFA config has unknown key(s) {unknown}; allowed {list(allowed)}")

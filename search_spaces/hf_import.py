@@ -1,4 +1,4 @@
-"""Hugging Face ``transformers`` GPT-2 and LLaMA weights into decoder supernets.
+"""Hugging Face ``transformers`` GPT-2, LLaMA and Mistral weights into decoder supernets.
 
 The functions read a model's ``config`` and ``state_dict()`` (a ``GPT2LMHeadModel`` or a
 ``LlamaForCausalLM``, or anything with the same names); they never import ``transformers``
@@ -27,6 +27,8 @@ from search_spaces.transformer_space import TransformerPlan, TransformerSize, tr
 from search_spaces.transformer_stack import blocks_of
 from search_spaces.weight_copy import set_param as _set
 
+SUPPORTED = ("gpt2", "llama", "mistral")
+LLAMA_LIKE = ("llama", "mistral")  # the same modules and weight names
 _GPT2_ACT = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
 
 
@@ -48,13 +50,14 @@ def hf_space(
     mlp_ratio: Sequence[float] = (),
     **options: Any,
 ) -> SearchSpace:
-    """An elastic space whose largest network is the model of a GPT-2 or LLaMA ``config``.
+    """An elastic space whose largest network is the model of a GPT-2, LLaMA or Mistral
+    ``config`` (Mistral: positions capped at its sliding window, where it computes exactly).
 
     Choices and ``options`` are those of
     :func:`search_spaces.transformer_space.transformer_space`.
 
     Raises:
-        ConfigError: the config's ``model_type`` is not ``gpt2`` or ``llama``.
+        ConfigError: the config's ``model_type`` is not in :data:`SUPPORTED`.
     """
     kind = getattr(config, "model_type", None)
     choices: dict[str, Any] = {"depth": depth, "heads": heads, "embed_dim": embed_dim,
@@ -71,18 +74,26 @@ def hf_space(
                 "norm_eps": config.layer_norm_epsilon, "mlp": act,
                 "tie_embeddings": bool(getattr(config, "tie_word_embeddings", True))}
         return transformer_space(name, "gpt", size, **choices, **{**meta, **options})
-    if kind == "llama":
+    if kind in LLAMA_LIKE:
         size = TransformerSize(
             layers=config.num_hidden_layers, heads=config.num_attention_heads,
             embed_dim=config.hidden_size, mlp_ratio=config.intermediate_size / config.hidden_size,
             head_dim=getattr(config, "head_dim", None), kv_heads=config.num_key_value_heads,
         )
-        meta = {"max_positions": config.max_position_embeddings,
-                "seq_len": config.max_position_embeddings, "norm_eps": config.rms_norm_eps,
-                "rope_base": _rope_base(config), "bias": bool(config.attention_bias),
+        positions = _llama_positions(config)
+        meta = {"max_positions": positions, "seq_len": positions, "norm_eps": config.rms_norm_eps,
+                "rope_base": _rope_base(config),
+                "bias": bool(getattr(config, "attention_bias", False)),
                 "tie_embeddings": bool(config.tie_word_embeddings)}
         return transformer_space(name, "llama", size, **choices, **{**meta, **options})
-    raise ConfigError(f"config.model_type must be 'gpt2' or 'llama', got {kind!r}")
+    raise ConfigError(f"config.model_type must be one of {list(SUPPORTED)}, got {kind!r}")
+
+
+def _llama_positions(config: Any) -> int:
+    """Positions the supernet computes exactly: a sliding window (Mistral) caps them."""
+    window = getattr(config, "sliding_window", None)
+    positions = int(config.max_position_embeddings)
+    return positions if window is None else min(positions, int(window))
 
 
 def _check(fields: Mapping[str, tuple[Any, Any]]) -> None:
@@ -177,7 +188,7 @@ def load_hf_llama(supernet: DecoderSupernet, model: nn.Module) -> None:
             "norm_eps": (plan.norm_eps, config.rms_norm_eps),
             "rope_base": (plan.rope_base, _rope_base(config)),
             "hidden_act": ("silu", config.hidden_act),
-            "bias": (plan.bias, bool(config.attention_bias)),
+            "bias": (plan.bias, bool(getattr(config, "attention_bias", False))),
             "mlp_bias": (plan.bias, bool(getattr(config, "mlp_bias", False))),
             "tie_embeddings": (plan.tie_embeddings, bool(config.tie_word_embeddings))})
     _set(supernet.embed.weight, state["embed_tokens.weight"], "embed_tokens.weight")
@@ -211,7 +222,8 @@ def load_hf(supernet: DecoderSupernet, model: nn.Module) -> None:
     kind = getattr(getattr(model, "config", None), "model_type", None)
     if kind == "gpt2":
         load_hf_gpt2(supernet, model)
-    elif kind == "llama":
+    elif kind in LLAMA_LIKE:
         load_hf_llama(supernet, model)
     else:
-        raise ConfigError(f"model.config.model_type must be 'gpt2' or 'llama', got {kind!r}")
+        raise ConfigError(f"model.config.model_type must be one of {list(SUPPORTED)}, "
+                          f"got {kind!r}")

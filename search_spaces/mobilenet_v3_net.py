@@ -261,6 +261,13 @@ class MobileNetV3Supernet(Supernet):
             self.dropout_rate,
         )
 
+    def quant_groups(self, arch: ArchConfig) -> dict[str, Any]:
+        """Policy group (``s1.b0``) -> its quantizable layers in ``arch`` (see
+        :mod:`search_spaces.mobilenet_v3_quant`)."""
+        from search_spaces.mobilenet_v3_quant import quant_groups
+
+        return quant_groups(self, arch)
+
     @torch.no_grad()
     def reorganize_channels(self) -> None:
         """Sort every elastic block's expanded channels by importance (OFA's re-organisation).

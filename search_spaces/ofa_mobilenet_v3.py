@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from nas.space import ArchConfig, InvalidArchError, SearchSpace, choice, stage
-from search_spaces._ofa_format import read_list, read_resolution
+from search_spaces import mobilenet_v3_quant  # noqa: F401  (registers quantization support)
+from search_spaces._ofa_format import check_keys, read_list, read_resolution
 
 N_STAGES = 4 + 1
 MAX_DEPTH = 4
@@ -32,6 +33,7 @@ class OFAMobileNetV3Space(SearchSpace):
         """
         if not isinstance(config, Mapping):
             raise InvalidArchError(f"an OFA config is a dict, got {type(config).__name__}")
+        check_keys(config, ("ks", "e", "d", "r", "image_size", "wid"))
         n_blocks = N_STAGES * MAX_DEPTH
         ks = read_list(config, "ks", n_blocks, ints=True)
         e = read_list(config, "e", n_blocks, ints=True)

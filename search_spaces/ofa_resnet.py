@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nas.space import ArchConfig, InvalidArchError, SearchSpace, choice, stage
-from search_spaces._ofa_format import read_list, read_resolution
+from search_spaces._ofa_format import check_keys, read_list, read_resolution
 
 BASE_DEPTHS = (2, 2, 4, 2)
 DEPTH_DELTAS = (0, 1, 2)
@@ -33,6 +33,7 @@ class OFAResNetSpace(SearchSpace):
         """Convert ``{"d": [5], "e": [18], "w": [6], "r"/"image_size": int | [int]}``."""
         if not isinstance(config, Mapping):
             raise InvalidArchError(f"an OFA config is a dict, got {type(config).__name__}")
+        check_keys(config, ("d", "e", "w", "r", "image_size"))
         d = read_list(config, "d", len(BASE_DEPTHS) + 1)
         e = read_list(config, "e", sum(BASE_DEPTHS) + len(BASE_DEPTHS) * max(DEPTH_DELTAS))
         w = read_list(config, "w", len(BASE_DEPTHS) + 2)

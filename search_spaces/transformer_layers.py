@@ -242,12 +242,13 @@ def layer_specs(space: SearchSpace, arch: ArchConfig, num_classes: int = 1000) -
     space.validate(arch)
     plan = TransformerPlan.of(space)
     shape = plan.shape(arch)
-    d, t = shape.width, plan.seq_len
+    d, t = shape.width, shape.tokens
     specs: list[LayerSpec] = []
     if plan.family == "vit":
         specs.append(LayerSpec(
             kind="patch_embed", in_channels=plan.in_channels, out_channels=d,
-            kernel=plan.patch_size, stride=plan.patch_size, input_hw=plan.resolution, bias=True,
+            kernel=shape.patch_size, stride=shape.patch_size, input_hw=plan.resolution,
+            bias=True,
         ))
         specs.append(LayerSpec(kind="positions", in_channels=t, out_channels=d,
                                extra=_extra(cls=1, tokens=t)))

@@ -99,12 +99,16 @@ def transformer_space(
     heads: Sequence[int] = (),
     embed_dim: Sequence[int] = (),
     mlp_ratio: Sequence[float] = (),
+    patch_sizes: Sequence[int] = (),
     **options: Any,
 ) -> SearchSpace:
     """A space whose largest network is ``size``, with the given smaller choices.
 
     Each choice list adds values to the size's own (which is always included); an empty list
-    keeps that dimension fixed. ``options`` override the family's defaults in ``meta``
+    keeps that dimension fixed. ``patch_sizes`` (ViT) adds an elastic ``patch_size``
+    dimension: sides at least the base ``patch_size`` that divide the resolution (FlexiViT's
+    PI-resized projection; the base patch is the largest network). ``options`` override the
+    family's defaults in ``meta``
     (:data:`FAMILIES`, e.g. ``seq_len``, ``max_positions``, ``resolution``, ``patch_size``,
     ``norm_eps``, ``rope_base``).
 
@@ -124,6 +128,8 @@ def transformer_space(
         raise ConfigError(f"heads {bad} are not multiples of heads_per_group={per}")
     ratios = _values("mlp_ratio", [float(r) for r in mlp_ratio], float(size.mlp_ratio))
     dims: list[Choice] = [choice("depth", depths), choice("embed_dim", widths)]
+    if patch_sizes:
+        dims.insert(0, choice("patch_size", _patch_values(meta, patch_sizes)))
     for i in range(size.layers):
         when = None if i + 1 <= depths[0] else Condition(dim="depth", at_least=i + 1)
         dims.append(choice(f"l{i}.heads", head_values, when=when))
@@ -155,6 +161,21 @@ def _meta(family: str, size: TransformerSize, options: dict[str, Any]) -> dict[s
     return meta
 
 
+def _patch_values(meta: dict[str, Any], given: Sequence[int]) -> list[int]:
+    """Patch sides, largest patch (smallest network) first, the base patch last."""
+    base, resolution = int(meta.get("patch_size", 0)), int(meta.get("resolution", 0))
+    if meta["family"] != "vit":
+        raise ConfigError(f"patch_sizes is for family 'vit', not {meta['family']!r}")
+    values = sorted({*given, base}, reverse=True)
+    bad = [p for p in values if not isinstance(p, int) or p < base or resolution % p]
+    if bad:
+        raise ConfigError(
+            f"patch_sizes {bad} must be ints >= patch_size={base} that divide "
+            f"resolution={resolution}"
+        )
+    return values
+
+
 def _values(name: str, given: Sequence[Any], largest: Any) -> list[Any]:
     values = sorted({*given, largest})
     too_big = [v for v in values if v > largest]
@@ -181,10 +202,13 @@ class LayerShape:
 
 @dataclass(frozen=True)
 class ArchShape:
-    """The sizes of one architecture's network."""
+    """The sizes of one architecture's network: width, blocks, tokens per sample and (ViT)
+    patch side."""
 
     width: int
     layers: tuple[LayerShape, ...]
+    tokens: int = 0
+    patch_size: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -211,6 +235,7 @@ class TransformerPlan:
     resolution: int
     patch_size: int
     in_channels: int
+    extra_patch_sizes: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, space: SearchSpace) -> TransformerPlan:
@@ -242,6 +267,10 @@ class TransformerPlan:
             seq_len=patches + 1 if vit else int(meta["seq_len"]),
             resolution=int(meta.get("resolution", 0)), patch_size=int(meta.get("patch_size", 0)),
             in_channels=int(meta.get("in_channels", 0)),
+            extra_patch_sizes=tuple(
+                int(v) for c in space.choices if c.name == "patch_size" for v in c.values
+                if int(v) != int(meta.get("patch_size", 0))  # type: ignore[call-overload]
+            ),
         )
 
     def shape(self, arch: ArchConfig) -> ArchShape:
@@ -255,4 +284,11 @@ class TransformerPlan:
             )
             for i in range(int(arch["depth"]))
         )
-        return ArchShape(width, layers)
+        patch = int(arch["patch_size"]) if "patch_size" in arch else self.patch_size
+        tokens = (self.resolution // patch) ** 2 + 1 if self.family == "vit" else self.seq_len
+        return ArchShape(width, layers, tokens=tokens, patch_size=patch)
+
+    @property
+    def patch_sizes(self) -> tuple[int, ...]:
+        """Every patch side of the space (ViT; the base ``patch_size`` first)."""
+        return (self.patch_size, *self.extra_patch_sizes)

@@ -8,7 +8,9 @@
   ``vit_small_patch16_224``, ``vit_base_patch16_224``), with depth 10-12, widths down to 3/4,
   fewer heads and MLP ratios {3, 3.5, 4}.
 
-The patch size and resolution are fixed per space (``meta``); see
+* ``vit_flex`` — ``vit_mini`` with an elastic patch size {4, 7, 14} (FlexiViT).
+
+The resolution is fixed per space (``meta``), the patch size too except in ``vit_flex``; see
 :func:`search_spaces.transformer_space.transformer_space` to derive others.
 """
 
@@ -27,6 +29,16 @@ def vit_mini() -> SearchSpace:
     return transformer_space(
         "vit_mini", "vit", size, depth=[2, 3], heads=[2, 3], embed_dim=[32, 48],
         mlp_ratio=[2, 3], resolution=28, patch_size=7,
+    )
+
+
+def vit_flex() -> SearchSpace:
+    """``vit_flex``: ``vit_mini`` with an elastic patch size (FlexiViT): 4x4 patches (49 + the
+    class token) at the largest, 7x7 and 14x14 in smaller subnets."""
+    size = TransformerSize(layers=4, heads=4, embed_dim=64, mlp_ratio=4.0, head_dim=16)
+    return transformer_space(
+        "vit_flex", "vit", size, depth=[2, 3], heads=[2, 3], embed_dim=[32, 48],
+        mlp_ratio=[2, 3], patch_sizes=[7, 14], resolution=28, patch_size=4,
     )
 
 
@@ -58,6 +70,7 @@ def vit_b16() -> SearchSpace:
 
 
 register_transformer("vit_mini", vit_mini, description="small ViT for 28x28 digits/MNIST")
+register_transformer("vit_flex", vit_flex, description="vit_mini with elastic patch size")
 register_transformer("vit_ti16", vit_ti16, description="ViT up to DeiT-Ti / ViT-Ti/16 (5.7M)")
 register_transformer("vit_s16", vit_s16, description="ViT up to DeiT-S / ViT-S/16 (22M)")
 register_transformer("vit_b16", vit_b16, description="ViT up to ViT-B/16 (86M)")

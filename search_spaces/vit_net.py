@@ -95,9 +95,13 @@ class ViTSupernet(Supernet):
         if plan.family != "vit":
             raise ConfigError(f"space {space.name!r} has family {plan.family!r}, not 'vit'")
         self.plan = plan
-        self.patch_embed = ElasticPatchEmbed(plan.in_channels, plan.max_width, plan.patch_size)
+        self.patch_embed = ElasticPatchEmbed(
+            plan.in_channels, plan.max_width, plan.patch_size, patch_sizes=plan.patch_sizes
+        )
         self.cls_token = nn.Parameter(torch.zeros(1, 1, plan.max_width))
-        self.positions = ElasticLearnedPositions(plan.max_positions, plan.max_width)
+        self.positions = ElasticLearnedPositions(
+            plan.max_positions, plan.max_width, grid=plan.resolution // plan.patch_size
+        )
         self.blocks = elastic_stack(plan)
         self.norm = elastic_norm(plan)
         self.head = ElasticLinear(plan.max_width, num_classes)
@@ -120,7 +124,9 @@ class ViTSupernet(Supernet):
         shape = self.plan.shape(arch)
         self._width = shape.width
         self.patch_embed.active_width = shape.width
+        self.patch_embed.active_patch = shape.patch_size
         self.positions.active_width = shape.width
+        self.positions.active_grid = self.plan.resolution // shape.patch_size
         activate_stack(self.blocks, shape)
         self.norm.active_features = shape.width
         self.head.active_in_features = shape.width

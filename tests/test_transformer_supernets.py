@@ -15,7 +15,7 @@ from torch import nn
 import nas
 from nas.supernet import Supernet
 
-TINY = {"gpt_tiny": 256, "llama_tiny": 256, "vit_mini": 10}
+TINY = {"gpt_tiny": 256, "llama_tiny": 256, "vit_mini": 10, "vit_flex": 10}
 TOLERANCE = 1e-5
 
 
@@ -141,7 +141,7 @@ def test_onnx_dynamo_matches_torch(supernets: dict[str, Supernet], name: str) ->
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["vit_mini", "gpt_tiny"])
+@pytest.mark.parametrize("name", ["vit_mini", "vit_flex", "gpt_tiny"])
 def test_export_subnet_runs_in_onnxruntime(
     supernets: dict[str, Supernet], name: str, tmp_path: Path
 ) -> None:

@@ -13,7 +13,9 @@ import argparse
 import importlib
 import logging
 import sys
+import textwrap
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from nas.errors import ConfigError, NasError
 
@@ -24,9 +26,38 @@ class UsageError(ConfigError):
     """A problem with the command line or its inputs that the user can fix."""
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps prose but keeps examples as written: lines that are indented or start with
+    ``example`` or ``nas`` are printed verbatim (so every example can be copied and run)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        out = []
+        for line in text.splitlines():
+            body = line.strip()
+            if not body or line[:1].isspace() or body.startswith(("example", "nas ")):
+                out.append(indent + line)
+            else:
+                out.append(textwrap.fill(body, width, initial_indent=indent,
+                                         subsequent_indent=indent))
+        return "\n".join(out)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit 2), like every
+    other user error of the CLI; ``--help`` shows the usage."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        text = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {text} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every verb that is installed."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="nas",
         description="Neural architecture search with once-for-all supernets.",
         epilog="Run 'nas VERB --help' for a verb's options and an example.",
@@ -59,7 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except NasError as exc:
-        print(f"nas {args.verb}: error: {exc}", file=sys.stderr)
+        # one line, even when a message quotes a multi-line library error
+        text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"nas {args.verb}: error: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"nas {args.verb}: interrupted", file=sys.stderr)

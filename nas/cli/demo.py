@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
         check_name("--name", args.name)
     name = args.name or time.strftime("demo-%Y%m%d-%H%M%S")
     run_path = Path(args.runs_dir) / name
+    from nas.cli.runs import check_new_run
+
+    check_new_run(run_path)
     if "total" in RunDir(run_path, space=None).timings():  # type: ignore[arg-type]
         raise UsageError(f"{run_path} already holds a finished demo; pick another --name")
     say = (lambda _msg: None) if args.json else (lambda msg: print(msg, flush=True))

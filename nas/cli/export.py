@@ -35,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--best", action="store_true", help="the best feasible trial")
     p.add_argument("--measure", action="store_true",
                    help="also measure the task metric now (BN recalibrated)")
-    p.add_argument("--formats", default="torch,export,onnx", help="comma-separated formats")
+    p.add_argument("--formats", default="torch,export,onnx",
+                   help="comma-separated formats: torch, export, onnx, and plug-ins' (hf: a "
+                   "Hugging Face save_pretrained folder hf/ for decoder language models)")
     p.add_argument("--json", action="store_true", help="print the export as JSON")
     p.set_defaults(handler=run)
 
@@ -43,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from nas.flow import export_chosen, load_search
 
-    run_dir = resolve_run(args.run, args.runs_dir)
+    run_dir = resolve_run(args.run, args.runs_dir, writable=True)
     result = load_search(run_dir, args.profile)
     if args.best:
         archs = result.chosen(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from nas.cli import UsageError
 from nas.cli.progress import progress_bar
 from nas.cli.runs import resolve_run
 
@@ -15,13 +16,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "predictors",
         help="collect accuracy samples and fit predictors in a run",
         description="Accuracy samples through the trained supernet, and predictors fitted on them.",
-        epilog="example: nas predictors collect --run runs/tiny-sandwich --n 200",
+        epilog="example: nas predictors collect --run runs/tiny-digits --n 200",
     )
     verbs = p.add_subparsers(dest="predictors_verb", metavar="COMMAND")
     c = verbs.add_parser(
         "collect",
         help="evaluate N random subnets (BN recalibrated) on the run's validation data",
-        epilog="example: nas predictors collect --run runs/tiny-sandwich --n 200 --seed 0",
+        epilog="example: nas predictors collect --run runs/tiny-digits --n 200 --seed 0",
     )
     c.add_argument("--run", required=True, help="run directory (made by 'nas train')")
     c.add_argument("--runs-dir", default="runs", help="parent folder of runs (default runs/)")
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f = verbs.add_parser(
         "fit",
         help="fit a predictor on the run's samples, write it and its cross-validated report",
-        epilog="example: nas predictors fit --run runs/tiny-sandwich --predictor rf",
+        epilog="example: nas predictors fit --run runs/tiny-digits --predictor rf",
     )
     f.add_argument("--run", required=True, help="run directory (with samples)")
     f.add_argument("--runs-dir", default="runs", help="parent folder of runs (default runs/)")
@@ -55,6 +56,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=lambda args: _no_command(p))
 
 
+def _check_collect(args: argparse.Namespace) -> None:
+    """The sizes and the device of ``collect``, before any work (one-line errors)."""
+    for flag, value in (("--n", args.n), ("--batch-size", args.batch_size),
+                        ("--chunk", args.chunk)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} {value}: expected a positive int")
+    if args.device is not None:
+        check_device(args.device)
+
+
+def check_device(text: str) -> str:
+    """``text`` if torch can parse it as a device (``cpu``, ``cuda:0``, ...)."""
+    import torch
+
+    try:
+        torch.device(text)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {text!r}: not a torch device (e.g. cpu, cuda:1)") from None
+    return text
+
+
 def _no_command(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
@@ -63,8 +85,9 @@ def _no_command(parser: argparse.ArgumentParser) -> int:
 def run_collect(args: argparse.Namespace) -> int:
     from nas.flow import collect_samples
 
-    run = resolve_run(args.run, args.runs_dir)
-    with progress_bar(total=args.n, desc="subnets") as bar:
+    run = resolve_run(args.run, args.runs_dir, writable=True)
+    _check_collect(args)
+    with progress_bar(total=args.n, desc="subnets", delay=1.0) as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total
@@ -80,7 +103,7 @@ def run_collect(args: argparse.Namespace) -> int:
 def run_fit(args: argparse.Namespace) -> int:
     from nas.flow import fit_predictor
 
-    run = resolve_run(args.run, args.runs_dir)
+    run = resolve_run(args.run, args.runs_dir, writable=True)
     report = fit_predictor(run, metric=args.metric, predictor=args.predictor,
                            encoder=args.encoder, folds=args.folds, seed=args.seed)
     if args.json:

@@ -37,7 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="time every distinct layer of a space here and write a lookup-table profile",
         epilog=(
             "example: nas profile build --space ofa_mbv3_w1.0 --name here_cpu1 --threads 1 "
-            "--rounds 3 --clock thread_cpu --statistic min_ms --validate 50"
+            "--rounds 3 --clock thread_cpu --statistic min_ms --validate 50\n"
+            "         nas profile build --space gpt_tiny --name here_gpt --num-classes 256 "
+            "--seq-len 128 --validate 50"
         ),
     )
     b.add_argument("--space", required=True)
@@ -140,13 +142,17 @@ def _out_options(p: argparse.ArgumentParser) -> None:
 
 
 def _out(args: argparse.Namespace) -> Path:
+    from nas.cli.runs import check_out_dir
+    from nas.rundir import check_name
+
+    check_name("--name", args.name)
     if args.run and args.out:
         raise UsageError("--run and --out both name where the profile goes; give one")
     if args.run:
         from nas.cli.runs import resolve_run
 
-        return resolve_run(args.run, args.runs_dir).subdir("profiles")
-    return Path(args.out) if args.out else user_profile_dir()
+        return resolve_run(args.run, args.runs_dir, writable=True).subdir("profiles")
+    return check_out_dir(Path(args.out)) if args.out else user_profile_dir()
 
 
 def _no_command(parser: argparse.ArgumentParser) -> int:
@@ -156,6 +162,9 @@ def _no_command(parser: argparse.ArgumentParser) -> int:
 
 def _measure_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--seq-len", type=int, default=None, metavar="N",
+                   help="tokens per sequence of a language-model space (default: the space's "
+                   "meta seq_len; for measure: the profile's)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="torch device to time on")
     p.add_argument("--warmup", type=int, default=2)
@@ -176,7 +185,8 @@ def _measure_options(p: argparse.ArgumentParser) -> None:
 def _bar(total: int, desc: str) -> Any:
     from nas.cli.progress import progress_bar
 
-    return progress_bar(total=total, desc=desc, unit="net" if "subnet" in desc else "layer")
+    return progress_bar(total=total, desc=desc, unit="net" if "subnet" in desc else "layer",
+                        delay=1.0)
 
 
 def _progress(bar: Any) -> Any:
@@ -194,7 +204,8 @@ def _timing(args: argparse.Namespace, runtime: str) -> Any:
     return Timing(runtime=runtime, batch_size=args.batch_size, threads=args.threads,
                   device=args.device, warmup=args.warmup, repeats=args.repeats,
                   num_classes=args.num_classes, rounds=args.rounds,
-                  min_time_ms=args.min_time_ms, clock=args.clock, statistic=args.statistic)
+                  min_time_ms=args.min_time_ms, clock=args.clock, statistic=args.statistic,
+                  seq_len=args.seq_len)
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -281,7 +292,7 @@ def run_import(args: argparse.Namespace) -> int:
             raise UsageError("--measure-here needs --run (whose space it times) and no --table")
         from nas.cli.runs import resolve_run
 
-        run = resolve_run(args.run, args.runs_dir)
+        run = resolve_run(args.run, args.runs_dir, writable=True)
         path = measure_profile(run, args.name, n=args.measure_here, **options)
         model = load_profile(path).model_for(run.space)
     else:
@@ -332,6 +343,7 @@ def _summary(profile: HardwareProfile) -> dict[str, Any]:
     return {
         "name": profile.name, "kind": profile.kind, "device": profile.device,
         "runtime": profile.runtime, "batch_size": profile.batch_size,
+        "seq_len": profile.seq_len,
         "spaces": {
             s: {"lut_layers": len(m.lut), "predictor": (m.predictor or {}).get("predictor"),
                 "validation": dict(m.validation)}
@@ -365,7 +377,8 @@ def run_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    for key in ("name", "kind", "device", "runtime", "batch_size", "source", "licence"):
+    for key in ("name", "kind", "device", "runtime", "batch_size", "seq_len", "source",
+                "licence"):
         print(f"{key:<11}{summary[key]}")
     for space, m in summary["spaces"].items():
         scores = ", ".join(f"{k} {v:.3g}" for k, v in m["validation"].items())

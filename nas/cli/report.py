@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "report",
         help="write a run's HTML/Markdown report",
         description="Write report.html and report.md (Pareto plots, chosen subnets, timings).",
-        epilog="example: nas report --run runs/demo-20261122-0400",
+        epilog="example: nas report --run runs/demo-quick  # after nas demo --quick "
+               "--name demo-quick",
     )
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--json", action="store_true", help="print the chosen-subnet table as JSON")
@@ -22,9 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    html_path, md_path = write_report(args.run)
+    from nas.cli.runs import check_report_dir
+
+    path = check_report_dir(args.run)
+    html_path, md_path = write_report(path)
     if args.json:
-        print(json.dumps(collect_chosen(args.run).rows, indent=2, default=str))
+        print(json.dumps(collect_chosen(path).rows, indent=2, default=str))
     else:
         print(f"wrote {html_path}\nwrote {md_path}")
     return 0

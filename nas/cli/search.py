@@ -12,10 +12,10 @@ from nas.cli import UsageError
 from nas.cli.runs import resolve_run
 
 EXAMPLE = """example: (on the run 'nas demo --quick --name demo-quick' leaves)
-  nas search --run runs/demo-quick --profiles nb201_pixel3,nb201_samsung_s7 \\
-      --max-latency 12 --max-latency-for nb201_pixel3=8 --searcher evolution --budget 200
-  nas search --run runs/demo-quick --profiles nb201_pixel3 --max-macs 30M --max-params 1M
-  nas search --run runs/demo-quick --profiles nb201_pixel3 --latency-quantile 0.3 --sequential
+  nas search --run runs/demo-quick --profiles nb201_samsung_s7,nb201_samsung_a50 \\
+      --max-latency 12 --max-latency-for nb201_samsung_s7=8 --searcher evolution --budget 200
+  nas search --run runs/demo-quick --profiles nb201_1080ti_1 --max-macs 30M --max-params 1M
+  nas search --run runs/demo-quick --profiles nb201_silver_4114 --latency-quantile 0.3 --sequential
 """
 
 
@@ -92,21 +92,44 @@ def _limit_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _check_mode(args: argparse.Namespace) -> None:
+    """Options that would do nothing, and a quantile outside (0, 1): one-line errors."""
+    if args.sequential and args.address:
+        raise UsageError("--address joins a Ray cluster, which --sequential does not use; "
+                         "give one of them")
+    q = args.latency_quantile
+    if q is not None and not 0 < q < 1:
+        raise UsageError(f"--latency-quantile {q!r}: expected a number in (0, 1), e.g. 0.3")
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: expected an int >= 0")
+    for flag, value, low in (("--images", args.images, 1), ("--bn-batches", args.bn_batches, 0)):
+        if value is not None and value < low:
+            raise UsageError(f"{flag} {value}: expected an int >= {low}")
+
+
+def _latency(flag: str, text: str) -> float:
+    """A latency limit in ms: a positive finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{flag} {text!r}: expected a positive number of milliseconds")
+    return value
+
+
 def _limits(args: argparse.Namespace, profiles: list[str]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for p in profiles:
         if args.max_latency is not None:
-            out[p] = {"latency_ms": args.max_latency}
+            out[p] = {"latency_ms": _latency("--max-latency", str(args.max_latency))}
     for item in filter(None, args.max_latency_for.split(",")):
         name, sep, value = item.partition("=")
         if not sep or name not in profiles:
             raise UsageError(
                 f"--max-latency-for {item!r}: expected PROFILE=ms with PROFILE in {profiles}"
             )
-        try:
-            out[name] = {"latency_ms": float(value)}
-        except ValueError:
-            raise UsageError(f"--max-latency-for {item!r}: {value!r} is not a number") from None
+        out[name] = {"latency_ms": _latency(f"--max-latency-for {name}=", value)}
     return out
 
 
@@ -150,20 +173,22 @@ def run(args: argparse.Namespace) -> int:
     from nas.devices import DevicePlan
     from nas.flow import export_chosen, latency_limits, search_run
 
-    run_dir = resolve_run(args.run, args.runs_dir)
+    run_dir = resolve_run(args.run, args.runs_dir, writable=True)
     profiles = [p for p in args.profiles.split(",") if p]
     if not profiles:
         raise UsageError("--profiles: name at least one device profile")
     if args.export_top < -1:
         raise UsageError(f"--export-top must be >= -1, got {args.export_top}")
     limits = _limits(args, profiles)
+    _check_mode(args)
     if args.latency_quantile is not None:
         quantile = latency_limits(run_dir, profiles, args.latency_quantile, seed=args.seed)
         limits = {p: limits.get(p, {"latency_ms": v}) for p, v in quantile.items()}
     plan = DevicePlan(searcher=args.searcher, budget=args.budget, seed=args.seed,
                       batch_size=args.batch_size, constraints=limits,
                       shared_constraints=_shared_constraints(args))
-    with progress_bar(total=len(profiles), desc="profiles searched", disable=args.json) as bar:
+    with progress_bar(total=len(profiles), desc="profiles searched", disable=args.json,
+                      delay=1.0) as bar:
         results = search_run(run_dir, profiles, plan, accuracy=args.accuracy,
                              images=args.images, bn_batches=args.bn_batches, resume=args.resume,
                              parallel=not args.sequential, address=args.address)

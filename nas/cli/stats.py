@@ -9,7 +9,9 @@ Rows are read in one of three forms, chosen from the header:
 * one column per dotted dimension (``s1.depth``, ``s1.b0.kernel``, ..., ``resolution``).
 
 The output is the input with ``params`` and ``macs`` appended (input columns of those names are
-kept as ``params_input``/``macs_input``, and a summary of how they compare is printed).
+kept as ``params_input``/``macs_input``, and a summary of how they compare is printed). MACs are
+per image; for a language model per sequence of ``--seq-len`` tokens (default the space's),
+recorded in a ``seq_len`` column, and ``--num-classes`` is the vocabulary size.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from nas.cli import UsageError
 from nas.counting import count_many
 from nas.registry import create_space
 from nas.rundir import atomic_write_text
+from nas.sequence import is_sequence_space, sequence_length
 from nas.space import ArchConfig, InvalidArchError, SearchSpace
 
 OFA_FIELDS = ("ks", "e", "d", "w", "r", "image_size")
@@ -49,7 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--space", required=True, help="registered search space (see 'nas spaces')")
     p.add_argument("--archs", required=True, type=Path, help="CSV file, one architecture a row")
     p.add_argument("--out", type=Path, help="write here (atomically) instead of stdout")
-    p.add_argument("--num-classes", type=int, default=1000, help="classifier size (default 1000)")
+    p.add_argument("--num-classes", type=int, default=None,
+                   help="classifier size (default 1000); for a language model its vocabulary "
+                   "size (required: e.g. 256 for bytes, 50257 for GPT-2)")
+    p.add_argument("--seq-len", type=int, default=None, metavar="N",
+                   help="language models: count MACs per sequence of N tokens (default: the "
+                   "space's meta seq_len)")
     p.add_argument("--json", action="store_true", help="write JSON records instead of CSV")
     p.set_defaults(handler=run)
 
@@ -64,11 +72,16 @@ def run(args: argparse.Namespace) -> int:
             archs.append(reader(row))
         except (InvalidArchError, ValueError, SyntaxError) as exc:
             raise UsageError(f"{args.archs}: row {i} (line {i + 1}): {exc}") from None
-    counts = count_many(space, archs, num_classes=args.num_classes)
-    renamed = {c: f"{c}_input" for c in COUNTED if c in header}
-    out_header = [renamed.get(c, c) for c in header] + list(COUNTED)
+    num_classes, seq_len = _sizes(space, args)
+    counts: list[dict[str, int]] = count_many(space, archs, num_classes=num_classes,
+                                              seq_len=seq_len)
+    added = COUNTED if seq_len is None else (*COUNTED, "seq_len")
+    renamed = {c: f"{c}_input" for c in added if c in header}
+    out_header = [renamed.get(c, c) for c in header] + list(added)
+    length = {} if seq_len is None else {"seq_len": seq_len}
     records = [
-        {**{renamed.get(k, k): v for k, v in row.items()}, **c} for row, c in zip(rows, counts)
+        {**{renamed.get(k, k): v for k, v in row.items()}, **c, **length}
+        for row, c in zip(rows, counts)
     ]
     text = _format(out_header, records, as_json=args.json)
     if args.out is not None:
@@ -80,6 +93,20 @@ def run(args: argparse.Namespace) -> int:
         if name in renamed:
             print(_compare(name, rows, counts), file=sys.stderr)
     return 0
+
+
+def _sizes(space: SearchSpace, args: argparse.Namespace) -> tuple[int, int | None]:
+    """The classifier width (vocabulary) and the sequence length to count at (``None`` for
+    an image space)."""
+    if not is_sequence_space(space):
+        if args.seq_len is not None:
+            raise UsageError(f"--seq-len: space {space.name!r} has no sequence length (its "
+                             f"input is images), got {args.seq_len}")
+        return (1000 if args.num_classes is None else args.num_classes), None
+    if args.num_classes is None:
+        raise UsageError(f"space {space.name!r} is a language model: give --num-classes VOCAB, "
+                         "its vocabulary size (e.g. 256 for bytes, 50257 for GPT-2)")
+    return args.num_classes, sequence_length(space, args.seq_len)
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:

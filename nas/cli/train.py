@@ -16,7 +16,9 @@ example:
   nas train --space tiny --data ../shared/data/images/mnist_png.zip --limit 6000 \\
       --schedule progressive --epochs 8 --run tiny-mnist
   nas train --space tiny --data digits --run tiny-digits --resume     # after Ctrl-C or a crash
+  nas train --space vit_mini --data digits --schedule sorted --num-nested 4 --run vit-sorted
   nas train --space gpt_tiny --data pydoc --seq-len 64 --limit 2000 --epochs 1 --run gpt
+  nas train --from-hf models/my-gpt2 --teacher initial --data corpus.txt --run ft
 """
 
 
@@ -27,15 +29,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train a weight-shared supernet",
         description=(
             "Train a supernet with the sandwich rule (largest + N random + smallest per step, "
-            "in-place distillation) or Once-for-All progressive shrinking. Checkpoints are "
-            "written atomically; Ctrl-C saves one; --resume continues exactly."
+            "in-place distillation), SortedNet's nested sub-models or Once-for-All progressive "
+            "shrinking. Checkpoints are written atomically; Ctrl-C saves one; --resume continues "
+            "exactly."
         ),
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--space", required=True,
-                   help="registered search space (see 'nas spaces'), or MODULE:NAME for a space "
-                   "your own module registers")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--space",
+                        help="registered search space (see 'nas spaces'), or MODULE:NAME for a "
+                        "space your own module registers")
+    source.add_argument("--from-hf", metavar="PATH",
+                        help="a Hugging Face GPT-2/LLaMA/Mistral save_pretrained folder: its "
+                        "supernet (largest = the model, weights loaded) is trained; the run "
+                        "records the space's recipe for later verbs")
+    p.add_argument("--hf-exportable", action="store_true",
+                   help="with --from-hf: one head count and MLP width for all layers, so every "
+                   "subnet exports with --format hf")
+    p.add_argument("--teacher", choices=("inplace", "initial"), default="inplace",
+                   help="initial: a frozen copy of the starting network (the imported model) "
+                   "teaches every subnet; inplace (default): the largest subnet does")
     p.add_argument(
         "--data",
         default="digits",
@@ -45,11 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a build option of the supernet beyond the space (e.g. NAS-Bench-201's "
                    "channels=8, cells_per_stage=1, resolution=16); repeatable, recorded")
-    p.add_argument("--schedule", choices=("sandwich", "progressive"), default="sandwich")
-    p.add_argument("--epochs", type=int, default=5, help="total epochs (default 5)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per step and worker")
-    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate")
-    p.add_argument("--num-random", type=int, default=2, help="random subnets per sandwich step")
+    _add_schedule_arguments(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="use a random subset of N examples")
     p.add_argument("--seq-len", type=int, default=None,
@@ -72,6 +82,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+def _add_schedule_arguments(p: argparse.ArgumentParser) -> None:
+    """The schedule, its sub-model counts and its main hyper-parameters."""
+    p.add_argument("--epochs", type=int, default=5, help="total epochs (default 5)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per step and worker")
+    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate")
+    p.add_argument("--schedule", choices=("sandwich", "progressive", "sorted"),
+                   default="sandwich", help="sorted: SortedNet, --num-nested nested sub-models "
+                   "per step, the largest included")
+    p.add_argument("--num-random", type=int, default=2, help="random subnets per sandwich step")
+    p.add_argument("--num-nested", type=int, default=4,
+                   help="nested sub-models per sorted step, the largest included (default 4)")
+    p.add_argument("--kd-ratio", type=float, default=1.0,
+                   help="weight of in-place distillation from the largest (0: off; default 1)")
+
+
 def run(args: argparse.Namespace) -> int:
     from nas.flow import train
     from nas.registry import resolve_space
@@ -80,10 +105,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {args.threads}")
-    space = resolve_space(args.space)
+    imported = _import(args)
+    space = imported.space if imported else resolve_space(args.space)
+    from nas.sequence import is_sequence_space
+
+    if args.seq_len is not None and not is_sequence_space(space):
+        raise UsageError(f"--seq-len does nothing for space {space.name!r}: its networks read "
+                         "images, not token sequences")
     config = TrainConfig(
         schedule=args.schedule, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        num_random=args.num_random, seed=args.seed, device=args.device, amp=args.amp,
+        num_random=args.num_random, num_nested=args.num_nested, kd_ratio=args.kd_ratio,
+        seed=args.seed, device=args.device, amp=args.amp, teacher=args.teacher,
         checkpoint_every=args.checkpoint_every,
     )
     data = DataSpec(data=args.data, limit=args.limit, seed=args.seed,
@@ -94,10 +126,14 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     run_dir = Path(args.runs_dir) / (args.run or f"{space.name}-{args.schedule}")
+    from nas.cli.runs import check_new_run
+
+    check_new_run(run_dir)
     bar = _Bar(disable=args.json)
     try:
         result = train(run_dir, space, data=data, config=config, resume=args.resume,
-                       supernet_options=_options(args.option),
+                       supernet_options=_options(args.option, imported),
+                       initial_state=imported.state if imported else None,
                        workers=args.workers, threads_per_worker=args.threads or 1,
                        progress=bar.update)
     except KeyboardInterrupt:
@@ -111,9 +147,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _options(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` items as a dict (values parsed as JSON where they are, else strings)."""
-    out: dict[str, Any] = {}
+def _import(args: argparse.Namespace) -> Any:
+    """The imported model of ``--from-hf`` (``None`` without it)."""
+    if args.hf_exportable and not args.from_hf:
+        raise UsageError("--hf-exportable needs --from-hf")
+    if not args.from_hf:
+        return None
+    from nas.importers import import_model
+
+    return import_model("hf", args.from_hf, exportable=args.hf_exportable)
+
+
+def _options(items: list[str], imported: Any = None) -> dict[str, Any]:
+    """``KEY=VALUE`` items as a dict (values parsed as JSON where they are, else strings);
+    an imported model's vocabulary as ``num_classes``."""
+    out: dict[str, Any] = {} if imported is None else {"num_classes": imported.num_classes}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.isidentifier():

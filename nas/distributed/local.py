@@ -1,4 +1,5 @@
-"""Starting (or joining) Ray safely: loopback only, no dashboard, no usage stats."""
+"""Starting (or joining) Ray safely: loopback only, no dashboard, no usage stats, and a local
+Ray that never outlives its driver (:mod:`nas.distributed.head`)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
 
     A local Ray's workers run at this process's priority (``os.nice``), as the sequential
     mode does: Ray's own default (nice 15) lets any other job on the machine starve them.
-    Set ``RAY_worker_niceness`` to choose otherwise. Returns the ``ray`` module. Calling it
-    again when Ray is up does nothing.
+    Set ``RAY_worker_niceness`` to choose otherwise. The local Ray runs under a reaper that
+    ends all of it when this process dies, whatever the signal. Returns the ``ray`` module.
+    Calling it again when Ray is up does nothing.
     """
     for key, value in _LOCAL_ENV.items():
         os.environ[key] = value
@@ -39,14 +41,11 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
         log.info("joining Ray cluster at %s", address)
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     else:
+        from nas.distributed.head import start_local_head
+
         log.info("starting a local Ray (loopback, %s CPUs)", num_cpus or "all")
-        ray.init(
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            log_to_driver=False,
-            _node_ip_address="127.0.0.1",
-            configure_logging=False,
-        )
+        head = start_local_head(num_cpus)
+        ray.init(address=head, log_to_driver=False, configure_logging=False)
     return ray
 
 

@@ -2,7 +2,9 @@
 
 * :class:`ElasticLearnedPositions` — GPT-2's ``wpe`` / ViT's ``pos_embed``: a table of
   ``max_positions x max_width`` whose first ``T`` rows and ``d`` columns are added to a
-  ``(batch, T, d)`` input.
+  ``(batch, T, d)`` input. A ViT table (``grid``: class token + ``grid x grid`` patches)
+  with an elastic patch size is resized to the active grid instead (bicubic, as timm's
+  ``resample_abs_pos_embed``; :func:`resize_grid_positions`).
 * :func:`rotary_cos_sin` and :func:`apply_rotary` — LLaMA's rotary embedding (Hugging Face's
   ``rotate_half`` convention). It acts per head, so with a fixed head size it has nothing to
   slice; elastic and static attention both call these functions.
@@ -18,11 +20,24 @@ Example:
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nas.elastic.conv import build_uninitialized
 from nas.elastic.width import ActiveWidth
 from nas.errors import ConfigError
+
+
+def resize_grid_positions(table: torch.Tensor, grid: int, new_grid: int) -> torch.Tensor:
+    """``table`` ``(prefix + grid**2, d)`` with its grid rows resized to ``new_grid x new_grid``
+    (bicubic, antialiased); the ``prefix`` rows (class token) are kept."""
+    if new_grid == grid:
+        return table
+    prefix = table.shape[0] - grid * grid
+    rows = table[prefix:].T.reshape(1, table.shape[1], grid, grid)
+    rows = F.interpolate(rows, size=(new_grid, new_grid), mode="bicubic", align_corners=False,
+                         antialias=True)
+    return torch.cat([table[:prefix], rows.reshape(table.shape[1], -1).T], dim=0)
 
 
 class ElasticLearnedPositions(ActiveWidth, nn.Module):
@@ -31,19 +46,41 @@ class ElasticLearnedPositions(ActiveWidth, nn.Module):
     Args:
         max_positions: the longest sequence (ViT: patches + class token).
         max_width: width of the largest configuration.
+        grid: ViT: the side of the patch grid the table holds (after one class-token row);
+            ``None`` for a sequence table.
 
     Attributes:
         weight: ``(max_positions, max_width)``.
         active_width: width :meth:`export` keeps (``forward`` follows the input).
+        active_grid: ViT: the patch grid of the active configuration.
     """
 
-    def __init__(self, max_positions: int, max_width: int) -> None:
+    def __init__(self, max_positions: int, max_width: int, *, grid: int | None = None) -> None:
         super().__init__()
         self.max_positions = max_positions
         self.max_width = max_width
         self.weight = nn.Parameter(torch.zeros(max_positions, max_width))
         self._active = max_width
+        self.grid = grid
+        self.active_grid = grid
 
+    @property
+    def active_positions(self) -> int:
+        """Rows of the active table (ViT: class token + active grid; else ``max_positions``)."""
+        if self.grid is None or self.active_grid is None:
+            return self.max_positions
+        return self.max_positions - self.grid**2 + self.active_grid**2
+
+    def _table(self, t: int, d: int) -> torch.Tensor:
+        weight = self.weight if d == self.max_width else self.weight.narrow(1, 0, d)
+        if self.grid is not None and self.active_grid is not None:
+            weight = resize_grid_positions(weight, self.grid, self.active_grid)
+            if t != weight.shape[0]:
+                raise ConfigError(f"input of {t} positions; the active grid has "
+                                  f"{weight.shape[0]} (class token + {self.active_grid}**2)")
+        elif t != weight.shape[0]:
+            weight = weight.narrow(0, 0, t)
+        return weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t, d = x.shape[-2], x.shape[-1]
@@ -52,17 +89,18 @@ class ElasticLearnedPositions(ActiveWidth, nn.Module):
                 f"input of {t} positions x {d} features exceeds the table's "
                 f"max_positions={self.max_positions} x max_width={self.max_width}"
             )
-        weight = self.weight if t == self.max_positions else self.weight.narrow(0, 0, t)
-        return x + (weight if d == self.max_width else weight.narrow(1, 0, d))
+        return x + self._table(t, d)
 
     def export(self) -> nn.Embedding:
-        """A plain ``nn.Embedding(max_positions, active_width)`` holding the table."""
-        static = build_uninitialized(
-            lambda: nn.Embedding(self.max_positions, self._active, dtype=self.weight.dtype),
-            self.weight.device,
-        )
+        """A plain ``nn.Embedding(positions, active_width)`` holding the (resized) table."""
         with torch.no_grad():
-            static.weight.copy_(self.weight[:, : self._active])
+            table = self._table(self.active_positions, self._active)
+            n = table.shape[0]
+            static = build_uninitialized(
+                lambda: nn.Embedding(n, self._active, dtype=self.weight.dtype),
+                self.weight.device,
+            )
+            static.weight.copy_(table)
         return static
 
     def extra_repr(self) -> str:

@@ -45,7 +45,9 @@ CLOCKS, STATISTICS = ("wall", "thread_cpu"), ("median_ms", "min_ms")
 
 @dataclass(frozen=True, kw_only=True)
 class Timing:
-    """How layers and subnets are timed (see :func:`nas.hardware.measure_latency`)."""
+    """How layers and subnets are timed (see :func:`nas.hardware.measure_latency`);
+    ``seq_len``: tokens per sequence of a language-model space (``None``: its
+    ``meta["seq_len"]``; must be ``None`` for an image space)."""
 
     runtime: str = "torch"
     batch_size: int = 1
@@ -58,6 +60,7 @@ class Timing:
     min_time_ms: float = 0.0
     clock: str = "wall"
     statistic: str = "median_ms"
+    seq_len: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "threads", "repeats", "num_classes", "rounds"):
@@ -73,6 +76,16 @@ class Timing:
         if self.statistic not in STATISTICS:
             raise ConfigError(f"statistic must be one of {list(STATISTICS)}, "
                               f"got {self.statistic!r}")
+        if self.seq_len is not None and (
+            not isinstance(self.seq_len, int) or isinstance(self.seq_len, bool) or self.seq_len < 1
+        ):
+            raise ConfigError(f"seq_len must be an int >= 1 or None, got {self.seq_len!r}")
+
+    def for_space(self, space: SearchSpace) -> Timing:
+        """A copy with ``seq_len`` resolved for ``space`` (its default; ``None`` for images)."""
+        from nas.sequence import sequence_length
+
+        return replace(self, seq_len=sequence_length(space, self.seq_len))
 
     def measure_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`nas.hardware.measure_subnets`."""
@@ -106,7 +119,8 @@ def build_profile(
     """
     from nas.hardware.build import build_lookup_table
 
-    space, timing = _space(space), timing or Timing()
+    space = _space(space)
+    timing = (timing or Timing()).for_space(space)
     out = Path(out)
     partial = Path(partial) if partial else out / f".{name}.partial.json"
     HardwareProfile(name=name, kind=kind, device="-", runtime=timing.runtime,
@@ -117,10 +131,12 @@ def build_profile(
                          lut={k: v[timing.statistic] for k, v in results.items()},
                          num_classes=timing.num_classes)
     notes = (f"{len(results)} layers, {timing.statistic} of {timing.rounds} x {timing.repeats} "
-             f"runs after {timing.warmup} warm-up runs, clock {timing.clock}")
+             f"runs after {timing.warmup} warm-up runs, clock {timing.clock}"
+             + (f", {timing.seq_len} tokens per sequence" if timing.seq_len else ""))
     profile = HardwareProfile(
         name=name, kind=kind, device=device_name or _here(timing.device), runtime=timing.runtime,
         batch_size=timing.batch_size, threads=timing.threads, dtype="float32",
+        seq_len=timing.seq_len or 0,
         provenance=Provenance(source=f"measured here with nas on {platform.node() or 'a host'}",
                               licence="CC0-1.0", notes=notes),
         latency={space.name: model},
@@ -142,7 +158,8 @@ def validate_profile(
     progress: Progress | None = None,
     archs: Sequence[ArchConfig] | None = None,
 ) -> dict[str, Any]:
-    """Time ``n`` random whole subnets (or ``archs``) here and score ``profile``'s predictions.
+    """Time ``n`` random whole subnets (or ``archs``) here and score ``profile``'s predictions
+    (without ``timing``: with the profile's runtime, head width and sequence length).
 
     With ``fit_correction`` (a lookup-table profile), the table's whole-network correction
     is scored on a held-out half, then fitted on all ``n`` and saved into the profile file.
@@ -156,7 +173,11 @@ def validate_profile(
     if not isinstance(n, int) or n < 4:
         raise ConfigError(f"n must be an int >= 4 (architectures to time), got {n!r}")
     loaded = load_profile(profile)
-    timing = timing or Timing(runtime=loaded.runtime)
+    timing = timing or Timing(runtime=loaded.runtime,
+                              num_classes=loaded.model_for(space).num_classes)
+    if timing.seq_len is None and loaded.seq_len and "seq_len" in space.meta:
+        timing = replace(timing, seq_len=loaded.seq_len)  # as the profile was timed
+    timing = timing.for_space(space)
     archs = list(archs) if archs is not None else space.sample_many(n, np.random.default_rng(seed))
     predicted = np.asarray(latency_predictor(loaded, space).predict(archs), dtype=float)
     rows = measure_subnets(space, archs, progress=progress, **timing.measure_kwargs())
@@ -221,6 +242,7 @@ class DeviceInfo:
     batch_size: int = 1
     threads: int = 0
     dtype: str = "float32"
+    seq_len: int = 0
     source: str = ""
     licence: str = ""
     notes: str = ""
@@ -249,6 +271,7 @@ def import_profile(
     profile = HardwareProfile(
         name=name, kind=info.kind, device=info.device or name, runtime=info.runtime,
         batch_size=info.batch_size, threads=info.threads, dtype=info.dtype,
+        seq_len=info.seq_len,
         provenance=Provenance(source=info.source, licence=info.licence, notes=info.notes),
     )
     model = fit_latency_model(space, archs, np.asarray(latency_ms, dtype=float), **fit_options)
@@ -275,7 +298,7 @@ def measure_profile(
     from nas.hardware.build import measure_subnets
 
     run = run if isinstance(run, RunDir) else RunDir.open(run)
-    timing = timing or Timing()
+    timing = (timing or Timing()).for_space(run.space)
     if not isinstance(n, int) or n < 4:
         raise ConfigError(f"n must be an int >= 4, got {n!r}")
     started = time.perf_counter()
@@ -285,6 +308,7 @@ def measure_profile(
     run.write_samples(f"latency_{name}", archs, [{"latency_ms": v} for v in measured])
     info = DeviceInfo(kind="cpu", device=_here(timing.device), runtime=timing.runtime,
                       batch_size=timing.batch_size, threads=timing.threads,
+                      seq_len=timing.seq_len or 0,
                       source=f"measured here by nas ({n} whole subnets)", licence="CC0-1.0",
                       notes=f"{timing.statistic} of {timing.repeats} runs, clock {timing.clock}")
     path, _ = import_profile(run.space, archs, measured, name=name, out=run.subdir("profiles"),

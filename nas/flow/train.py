@@ -42,6 +42,7 @@ def train(
     workers: int = 1,
     threads_per_worker: int = 1,
     progress: Callable[[Progress], None] | None = None,
+    initial_state: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train a supernet of ``space`` on ``data`` into ``run_dir`` (created if missing).
 
@@ -57,6 +58,8 @@ def train(
         workers: data-parallel Ray Train workers (1: in this process).
         threads_per_worker: torch threads of each Ray Train worker.
         progress: called after every step.
+        initial_state: the fresh supernet's starting weights (e.g. an imported model's);
+            ``supernet_options["num_classes"]`` overrides the task's output count.
 
     Example:
         >>> train("runs/tiny", "tiny", config=nas.TrainConfig(epochs=1))
@@ -69,12 +72,8 @@ def train(
     train_data, val_data = task.load(data)  # before anything is written
     run = RunDir.create(run_dir, space, task=task.name)
     run.update_info(task=task.name, data=data.to_dict())
-    import torch
-
-    torch.manual_seed(config.seed)
-    supernet = create_supernet(
-        space.name, num_classes=task.num_outputs(train_data), **dict(supernet_options or {})
-    )
+    options = {"num_classes": task.num_outputs(train_data), **dict(supernet_options or {})}
+    supernet = _fresh_supernet(space, config.seed, options, initial_state)
     started = time.perf_counter()
     if workers > 1:
         from nas.distributed.train import train_supernet_distributed
@@ -88,6 +87,18 @@ def train(
                                 progress=progress, task=task)
     run.record_timing("train", time.perf_counter() - started)
     return result
+
+
+def _fresh_supernet(space: SearchSpace, seed: int, options: Mapping[str, Any],
+                    initial_state: Mapping[str, Any] | None) -> Any:
+    """The supernet, seeded, with ``initial_state`` loaded if given."""
+    import torch
+
+    torch.manual_seed(seed)
+    supernet = create_supernet(space.name, **options)
+    if initial_state is not None:
+        supernet.load_state_dict(initial_state)
+    return supernet
 
 
 def _check_run(path: Path, space: SearchSpace, data: DataSpec, resume: bool) -> None:

@@ -3,6 +3,8 @@
 ``profile``: :class:`HardwareProfile` (JSON files with provenance and per-space latency
 models), :func:`load_profile`, :func:`list_profiles`, :func:`save_profile`. ``measure``:
 :func:`measure_latency`. ``build``: :func:`build_lookup_table` over a space's distinct layers.
+``inputs``: what layers and subnets are timed on (images, features, token ids; a language
+model at a sequence length, see :mod:`nas.sequence`).
 
 Example:
     >>> import nas

@@ -6,7 +6,10 @@ its own choices and the resolution, so the architectures whose blocks all share 
 (e.g. all kernel 5, expand 4) at each resolution cover them. A seeded random sample on top
 catches layers that depend on a neighbour's choice. :func:`build_lookup_table` times each
 layer alone (warm-up, repeats, median) and saves partial results atomically every few
-seconds and after every round, so an interrupted build resumes where it stopped.
+seconds and after every round, so an interrupted build resumes where it stopped. Each layer
+runs on its own kind of input (:mod:`nas.hardware.inputs`: token ids, features, images); a
+language-model space is timed at ``seq_len`` tokens (default its ``meta["seq_len"]``), while
+the table's keys stay the space's layer keys, as they do not name the batch either.
 
 On a machine shared with other jobs, measure in several ``rounds``: every round sweeps all
 layers (or subnets, in :func:`measure_subnets`) in a fresh random order, so a busy spell
@@ -32,14 +35,17 @@ from typing import Any
 import numpy as np
 
 from nas.errors import ConfigError
+from nas.hardware.inputs import layer_case, subnet_input
 from nas.hardware.measure import measure_latency
 from nas.registry import REGISTRY
 from nas.rundir import atomic_write_json, read_json
+from nas.sequence import sequence_length
 from nas.space import ArchConfig, SearchSpace
 
 log = logging.getLogger(__name__)
 
-_BLOCK = re.compile(r"^(?P<stage>[^.]+)\.b\d+\.(?P<field>.+)$")
+# per-block dimensions: ``s1.b0.kernel`` (CNN stages) or ``l3.heads`` (transformer layers)
+_BLOCK = re.compile(r"^(?:[^.]+\.b|l)\d+\.(?P<field>.+)$")
 MAX_UNIFORM = 5000
 SAVE_EVERY_S = 2.0
 """Seconds between rewrites of the partial-results file (and at the end of every round)."""
@@ -55,7 +61,7 @@ def layers_function(space: SearchSpace) -> Callable[..., list[Any]]:
 
 def covering_archs(space: SearchSpace, *, extra: int = 200, seed: int = 0) -> list[ArchConfig]:
     """Architectures whose layers include every distinct layer of ``space`` (see module doc)."""
-    depth_dims = [c for c in space.choices if c.name.endswith(".depth")]
+    depth_dims = [c for c in space.choices if c.name == "depth" or c.name.endswith(".depth")]
     block_fields: dict[str, tuple[Any, ...]] = {}
     block_dims: dict[str, list[str]] = {}
     other = []
@@ -112,44 +118,45 @@ def build_lookup_table(
     rounds: int = 1,
     min_time_s: float = 0.0,
     seed: int = 0,
+    seq_len: int | None = None,
 ) -> dict[str, dict[str, float]]:
     """Time every distinct layer of ``space``; ``{key: LatencyStats.to_dict()}``.
 
     Args:
         space: the search space (its ``layers`` function must be registered).
-        runtime, batch_size, device, threads, warmup, repeats: as in
+        runtime, batch_size, device, threads, warmup, repeats, clock: as in
             :func:`nas.hardware.measure_latency`.
-        num_classes: classifier width used to describe the head.
-        clock: ``"wall"`` or ``"thread_cpu"`` (see :func:`nas.hardware.measure_latency`).
+        num_classes: classifier width (vocabulary) used to describe the head.
         rounds: sweeps over all layers, each in its own random order (seeded by ``seed``);
             the stats merge them (median of medians, minimum).
-        min_time_s: per layer and round, time past ``repeats`` until this many seconds are
-            spent (see :func:`nas.hardware.measure_latency`).
+        min_time_s: per layer and round, time until this many seconds are spent (ditto).
         partial_path: a JSON file with the layers timed so far; read to resume, rewritten
             atomically every :data:`SAVE_EVERY_S` seconds and after every round.
+        seq_len: tokens per sequence of a language model (default ``meta["seq_len"]``).
         progress: called with ``(done, total)`` after every layer.
     """
     if rounds < 1:
         raise ConfigError(f"rounds must be >= 1, got {rounds}")
-    specs = distinct_layers(space, num_classes=num_classes)
+    seq_len = sequence_length(space, seq_len)
     timing: dict[str, Any] = {"runtime": runtime, "warmup": warmup, "repeats": repeats,
                               "device": device, "threads": threads, "clock": clock,
                               "min_time_s": min_time_s}
-    partial = _PartialTable(partial_path, space, batch_size, timing)
+    specs = distinct_layers(space, num_classes=num_classes)
+    partial = _PartialTable(partial_path, space, batch_size, timing, seq_len)
     done = partial.load(len(specs))
 
     def visit(i: int, r: int) -> bool:
-        spec = specs[i]
-        if len(done.get(spec.key, [])) > r:
+        if len(done.get(specs[i].key, [])) > r:
             return False  # timed before an interruption
-        stats = measure_latency(spec.build(), spec.input_shape(batch_size), **timing)
-        done.setdefault(spec.key, []).append(stats.to_dict())
+        module, x = layer_case(specs[i], batch=batch_size, seq_len=seq_len)
+        stats = measure_latency(module, x, **timing)  # before the entry: an error leaves none
+        done.setdefault(specs[i].key, []).append(stats.to_dict())
         partial.save(done, force=False)
         return True
 
-    count = sum(min(len(v), rounds) for v in done.values())
     try:
-        _sweep(len(specs), rounds, seed, visit, progress, done=count,
+        _sweep(len(specs), rounds, seed, visit, progress,
+               done=sum(min(len(v), rounds) for v in done.values()),
                end_round=lambda: partial.save(done, force=True))
     except BaseException:
         partial.save(done, force=True)  # keep what was timed, for the resume
@@ -161,7 +168,12 @@ class _PartialTable:
     """The partial-results file of :func:`build_lookup_table`: the layers timed so far."""
 
     def __init__(
-        self, path: str | Path | None, space: SearchSpace, batch_size: int, timing: dict[str, Any]
+        self,
+        path: str | Path | None,
+        space: SearchSpace,
+        batch_size: int,
+        timing: dict[str, Any],
+        seq_len: int | None = None,
     ) -> None:
         self.path = path
         # what a resumed build must share with the partial results (warm-up and repeats may
@@ -173,6 +185,8 @@ class _PartialTable:
         }
         if timing["min_time_s"]:
             self.settings["min_time_s"] = timing["min_time_s"]
+        if seq_len is not None:
+            self.settings["seq_len"] = seq_len
         self._saved_at = time.monotonic()
 
     def load(self, n_specs: int) -> dict[str, list[dict[str, float]]]:
@@ -263,13 +277,18 @@ def measure_subnets(
     rounds: int = 1,
     min_time_s: float = 0.0,
     seed: int = 0,
+    seq_len: int | None = None,
+    keep_models: bool = True,
 ) -> list[dict[str, float]]:
     """Time whole subnets end to end (``supernet.extract(arch)``), one stats dict per arch.
 
     With ``rounds > 1`` the subnets stay built and are timed round-robin, each round in its
     own seeded random order (robust to a shared machine, see the module doc); the stats
     merge the rounds (median of medians, overall minimum). ``min_time_s`` as in
-    :func:`nas.hardware.measure_latency`.
+    :func:`nas.hardware.measure_latency`. A language model reads ``seq_len`` random tokens
+    (default its ``meta["seq_len"]``), other networks their supernet's ``example_input``.
+    ``keep_models=False`` extracts each subnet again every round instead of keeping all of
+    them built (for subnets too big to hold at once).
 
     Example:
         >>> rows = measure_subnets(space, space.sample_many(50, rng), repeats=10)
@@ -279,6 +298,7 @@ def measure_subnets(
 
     if rounds < 1:
         raise ConfigError(f"rounds must be >= 1, got {rounds}")
+    seq_len = sequence_length(space, seq_len)
     supernet: Any = create_supernet(space.name, num_classes=num_classes)
     supernet.eval()
     runs: list[list[dict[str, float]]] = [[] for _ in archs]
@@ -290,20 +310,12 @@ def measure_subnets(
     def visit(i: int, r: int) -> bool:
         arch = archs[i]
         model = models.get(i) or supernet.extract(arch)
-        if rounds > 1:
+        if rounds > 1 and keep_models:
             models[i] = model
-        res = _resolution(space, arch)
-        shape = (batch_size, 3, res, res)
-        stats = measure_latency(model, shape, warmup=warmup if r == 0 else 1, **timing)
+        x = subnet_input(supernet, space, arch, batch=batch_size, seq_len=seq_len)
+        stats = measure_latency(model, x, warmup=warmup if r == 0 else 1, **timing)
         runs[i].append(stats.to_dict())
         return True
 
     _sweep(len(archs), rounds, seed, visit, progress)
     return [_merge(x) for x in runs]
-
-
-def _resolution(space: SearchSpace, arch: ArchConfig) -> int:
-    """The input resolution of ``arch``: its ``resolution`` dimension, else the space's."""
-    if "resolution" in space.names:
-        return int(arch["resolution"])
-    return int(space.meta.get("resolution", 224))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from nas.errors import ConfigError
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 MEASURE_RUNTIMES = ("torch", "onnxruntime")
@@ -70,7 +71,7 @@ def _stats(times_s: list[float]) -> LatencyStats:
 
 def measure_latency(
     model: nn.Module,
-    input_shape: tuple[int, ...],
+    input_shape: tuple[int, ...] | torch.Tensor,
     *,
     runtime: str = "torch",
     warmup: int = 3,
@@ -81,12 +82,13 @@ def measure_latency(
     min_time_s: float = 0.0,
     max_repeats: int = 1000,
 ) -> LatencyStats:
-    """Time ``model`` on a random input of ``input_shape`` (batch included).
+    """Time ``model`` on a random input of ``input_shape`` (batch included), or on a given
+    input tensor (token ids for a language model, see ``LayerSpec`` kinds' ``example_input``).
 
     Args:
         model: a plain ``nn.Module`` (e.g. ``supernet.extract(arch)`` or ``spec.build()``);
             it is put in eval mode and, for ``torch``, moved to ``device``.
-        input_shape: e.g. ``(1, 3, 224, 224)``.
+        input_shape: e.g. ``(1, 3, 224, 224)`` (a ``randn`` input), or the input tensor.
         runtime: ``"torch"`` (eager, ``inference_mode``) or ``"onnxruntime"`` (CPU; the model
             is exported to ONNX in memory first).
         warmup: untimed runs first.
@@ -108,14 +110,29 @@ def measure_latency(
     Example:
         >>> measure_latency(spec.build(), spec.input_shape(1), repeats=5).median_ms
     """
-    _check_options(
-        runtime, warmup, repeats, input_shape, clock, min_time_s, max_repeats, device, threads
+    shape: tuple[int, ...] = (
+        tuple(input_shape) if isinstance(input_shape, (tuple, list))
+        else tuple(int(s) for s in input_shape.shape)
     )
+    _check_options(runtime, warmup, repeats, shape, clock, min_time_s, max_repeats, device, threads)
     budget = _Budget(repeats, min_time_s, max_repeats)
     if runtime == "onnxruntime":
         return _measure_onnxruntime(model, input_shape, warmup, budget, threads)
     timer = time.thread_time if clock == "thread_cpu" else time.perf_counter
     return _measure_torch(model, input_shape, warmup, budget, device, threads, timer)
+
+
+def _is_tensor(x: Any) -> bool:
+    return hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+def _input(inputs: Any, device: Any = None) -> torch.Tensor:
+    """The tensor to run: ``inputs`` itself, or a ``randn`` tensor of that shape."""
+    import torch
+
+    if _is_tensor(inputs):
+        return inputs.to(device) if device is not None else inputs
+    return torch.randn(*inputs, device=device)
 
 
 def _check_options(
@@ -166,7 +183,7 @@ class _Budget:
 
 def _measure_torch(
     model: nn.Module,
-    shape: tuple[int, ...],
+    shape: tuple[int, ...] | torch.Tensor,
     warmup: int,
     budget: _Budget,
     device: str,
@@ -184,7 +201,7 @@ def _measure_torch(
         torch.set_num_threads(threads)
     try:
         model = model.eval().to(dev)
-        x = torch.randn(*shape, device=dev)
+        x = _input(shape, dev)
         times: list[float] = []
         with torch.inference_mode():
             for _ in range(warmup):
@@ -203,12 +220,11 @@ def _measure_torch(
     return _stats(times)
 
 
-def _onnx_bytes(model: nn.Module, shape: tuple[int, ...]) -> bytes:
+def _onnx_bytes(model: nn.Module, x: torch.Tensor) -> bytes:
     import torch
 
     buffer = io.BytesIO()
     model = model.eval().cpu()
-    x = torch.randn(*shape)
     with warnings.catch_warnings():
         # the TorchScript exporter is deprecated but needs no onnxscript and handles any module
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -217,9 +233,12 @@ def _onnx_bytes(model: nn.Module, shape: tuple[int, ...]) -> bytes:
 
 
 def _measure_onnxruntime(
-    model: nn.Module, shape: tuple[int, ...], warmup: int, budget: _Budget, threads: int | None
+    model: nn.Module,
+    shape: tuple[int, ...] | torch.Tensor,
+    warmup: int,
+    budget: _Budget,
+    threads: int | None,
 ) -> LatencyStats:
-    import numpy as np
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -227,11 +246,12 @@ def _measure_onnxruntime(
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    tensor = _input(shape).cpu()
     session = ort.InferenceSession(
-        _onnx_bytes(model, shape), options, providers=["CPUExecutionProvider"]
+        _onnx_bytes(model, tensor), options, providers=["CPUExecutionProvider"]
     )
     name = session.get_inputs()[0].name
-    x: Any = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    x: Any = tensor.numpy()
     for _ in range(warmup):
         session.run(None, {name: x})
     times: list[float] = []

@@ -121,8 +121,11 @@ class HardwareProfile:
         kind: one of :data:`KINDS`.
         device: the device in words, e.g. ``"Google Pixel 3 (big core)"``.
         runtime: one of :data:`RUNTIMES`.
-        batch_size: images per inference.
+        batch_size: images (or sequences) per inference.
         threads: CPU threads (0 when not applicable or unknown).
+        seq_len: tokens per sequence the language-model spaces were timed at (0: none timed;
+            image spaces ignore it). Lookup-table keys name the space's layers whatever it is,
+            as they do not name the batch either.
         dtype: one of :data:`DTYPES`.
         provenance: where the numbers come from.
         latency: space name -> :class:`LatencyModel`.
@@ -136,6 +139,7 @@ class HardwareProfile:
     threads: int = 0
     dtype: str = "float32"
     provenance: Provenance
+    seq_len: int = 0
     latency: Mapping[str, LatencyModel] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -152,6 +156,8 @@ class HardwareProfile:
             )
         if not isinstance(self.threads, int) or self.threads < 0:
             raise ProfileError(f"profile field 'threads' must be an int >= 0, got {self.threads!r}")
+        if not isinstance(self.seq_len, int) or isinstance(self.seq_len, bool) or self.seq_len < 0:
+            raise ProfileError(f"profile field 'seq_len' must be an int >= 0, got {self.seq_len!r}")
 
     def model_for(self, space: SearchSpace) -> LatencyModel:
         """The latency model of ``space``; ``ValueError`` naming the spaces it has otherwise."""
@@ -169,7 +175,9 @@ class HardwareProfile:
         return replace(self, latency={**self.latency, model.space: model})
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form written by :func:`save_profile`."""
+        """The JSON form written by :func:`save_profile` (``seq_len`` only when set, so older
+        profiles keep their form)."""
+        sequence = {"seq_len": self.seq_len} if self.seq_len else {}
         return {
             "format": FORMAT,
             "name": self.name,
@@ -177,6 +185,7 @@ class HardwareProfile:
             "device": self.device,
             "runtime": self.runtime,
             "batch_size": self.batch_size,
+            **sequence,
             "threads": self.threads,
             "dtype": self.dtype,
             "provenance": {
@@ -209,6 +218,7 @@ class HardwareProfile:
                 device=str(data["device"]),
                 runtime=str(data["runtime"]),
                 batch_size=data.get("batch_size", 1),
+                seq_len=data.get("seq_len", 0),
                 threads=data.get("threads", 0),
                 dtype=str(data.get("dtype", "float32")),
                 provenance=Provenance(
@@ -309,6 +319,11 @@ def load_profile(name_or_path: str | Path) -> HardwareProfile:
         ValueError: the file is malformed (the message names the file and the field).
     """
     path = Path(name_or_path)
+    if len(path.name) > 250:  # longer than any file system takes: no such profile
+        raise MissingFileError(
+            f"no hardware profile named {str(name_or_path)[:40]!r}... ({len(path.name)} "
+            "characters; a profile name is a file name, at most 250)"
+        )
     if path.suffix != ".json" and not path.is_file():
         for folder in profile_dirs():
             candidate = folder / f"{name_or_path}.json"

@@ -27,8 +27,9 @@ import numpy as np
 
 from nas.errors import ConfigError
 from nas.search.base import EvaluateFn, Metrics, Problem, Searcher, row_keys
-from nas.search.registry import create_searcher
+from nas.search.replay import MISMATCH, Recorded
 from nas.search.result import SearchResult
+from nas.search.setup import check_store, make_engine, make_problem
 from nas.search.store import SearchStore
 from nas.search.trials import TrialLog
 from nas.space import ArchConfig, SearchSpace
@@ -54,6 +55,17 @@ def _all_columns(problem: Problem, metrics: Sequence[Mapping[str, float]]) -> di
     for k in extra:
         cols[k] = np.array([float(m.get(k, np.nan)) for m in metrics])
     return cols
+
+
+def _checked(metrics: Any, n: int) -> list[Metrics]:
+    """``metrics`` if it is a list of ``n`` results, else a :class:`ConfigError`."""
+    if not isinstance(metrics, list) or len(metrics) != n:
+        got = len(metrics) if isinstance(metrics, list) else type(metrics).__name__
+        raise ConfigError(
+            f"evaluate returned {got} results for {n} archs; "
+            "it must return a list with one metric dict per arch"
+        )
+    return metrics
 
 
 def _fill_rows(
@@ -96,6 +108,7 @@ class _Loop:
         self.cache_archs: list[ArchConfig] = []  # the cached networks, in insertion order
         self.cached_rows: set[int] = set()  # their row keys (filled lazily, for stand-ins)
         self.seen: set[int] = set()  # row keys evaluated on the array path
+        self.recorded: Recorded | None = None  # a resumed run's log, while it is replayed
         self.start = time.perf_counter()
 
     def replay(
@@ -153,15 +166,10 @@ class _Loop:
         return True
 
     def arch_batch(self, fn: EvaluateFn, n: int, it: int) -> bool:
-        """Ask architectures, evaluate the unseen ones in one call, tell every asked one;
-        ``False``: a stall."""
+        """Ask architectures, evaluate the unseen ones in one call (answered from the log
+        while a resumed run replays it), tell every asked one; ``False``: a stall."""
         asked = self.searcher.ask(n)
-        new: list[ArchConfig] = []
-        fresh_keys: set[str] = set()
-        for a in asked:
-            if a.key not in self.cache and a.key not in fresh_keys:
-                new.append(a)
-                fresh_keys.add(a.key)
+        new = self._unseen(asked)
         if not new:
             # the searcher learns the known metrics of its repeats; no budget is spent
             if asked:
@@ -171,24 +179,52 @@ class _Loop:
                 return False
             log.info("batch %d repeated known networks; evaluating %d random ones", it, len(new))
             asked = new  # the searcher is told these (archs it never asked for)
-        metrics = fn(new)
-        if not isinstance(metrics, list) or len(metrics) != len(new):
-            got = len(metrics) if isinstance(metrics, list) else type(metrics).__name__
-            raise ConfigError(
-                f"evaluate returned {got} results for {len(new)} archs; "
-                "it must return a list with one metric dict per arch"
-            )
-        cols = _all_columns(self.problem, metrics)
-        wall = time.perf_counter() - self.start
-        self.trials.add(self.space.indices(new, fill_inactive=False), cols, it, wall, new)
-        if self.store is not None:
-            _, v = self.problem.scores(cols)
-            self.store.append(new, cols, v <= 0, it, [wall] * len(new))
-        self.cache.update({a.key: m for a, m in zip(new, metrics)})
-        self.cache_archs.extend(new)
+        k = self.recorded.match(new, it) if self.recorded is not None else 0
+        if k == MISMATCH:
+            self.abandon_replay()
+            new, k = self._unseen(new), 0
+        if k:
+            metrics, wall = self.recorded.take(k)  # type: ignore[union-attr]
+            self._record(new[:k], metrics, it, wall, logged=True)
+        if k < len(new):
+            self._record(new[k:], _checked(fn(new[k:]), len(new) - k), it,
+                         time.perf_counter() - self.start, logged=False)
         # every asked arch is told, repeats included, so no searcher is left waiting
         self.searcher.tell(asked, [self.cache[a.key] for a in asked])
         return True
+
+    def _unseen(self, archs: Sequence[ArchConfig]) -> list[ArchConfig]:
+        """``archs`` not evaluated yet, each network once, in order."""
+        out: list[ArchConfig] = []
+        keys: set[str] = set()
+        for a in archs:
+            if a.key not in self.cache and a.key not in keys:
+                out.append(a)
+                keys.add(a.key)
+        return out
+
+    def _record(
+        self, archs: list[ArchConfig], metrics: list[Metrics], it: int, wall: float, *,
+        logged: bool,
+    ) -> None:
+        """Add one evaluated (or ``logged``: replayed) part of a batch to the trials, the
+        cache and, unless ``logged``, the store."""
+        cols = _all_columns(self.problem, metrics)
+        self.trials.add(self.space.indices(archs, fill_inactive=False), cols, it, wall, archs)
+        if self.store is not None and not logged:
+            _, v = self.problem.scores(cols)
+            self.store.append(archs, cols, v <= 0, it, [wall] * len(archs))
+        self.cache.update({a.key: m for a, m in zip(archs, metrics)})
+        self.cache_archs.extend(archs)
+
+    def abandon_replay(self) -> None:
+        """The log stopped matching the re-run: tell its remaining trials as plain trials."""
+        if self.recorded is None or not self.recorded.active:
+            return
+        rest = self.recorded.rest()
+        log.warning("resume: the log no longer matches the re-run search (another seed, "
+                    "searcher or budget?); %d trials replayed as told trials", len(rest[0]))
+        self.replay(rest)
 
     def _stand_ins(self, n: int) -> list[ArchConfig]:
         """Up to ``n`` random networks never evaluated (for an all-repeat batch)."""
@@ -213,17 +249,18 @@ def run_search(
     progress: Progress | None = None,
     name: str = "",
     seed: int = 0,
+    replay_budget: int | None = None,
 ) -> SearchResult:
     """Run the ask/evaluate/tell loop until ``budget`` trials are done (see module docs).
 
-    ``seed`` seeds the random networks that stand in for all-repeat batches.
+    ``seed`` seeds the random networks that stand in for all-repeat batches. ``replay`` (a
+    resumed run's logged trials) is replayed exactly (:mod:`nas.search.replay`);
+    ``replay_budget`` is the budget of the run that logged it (default ``budget``).
     """
     loop = _Loop(problem, searcher, store, seed)
-    first_it, wall0 = 0, 0.0
     if replay and replay[0]:
-        first_it, wall0 = loop.replay(replay)
-        done = loop.trials.count
-        log.info("resumed %d trials; %d left of the budget", done, budget - done)
+        loop.recorded = Recorded(*replay, budget=replay_budget or budget)
+        log.info("resuming: replaying %d logged trials", len(replay[0]))
     use_arrays = (
         hasattr(searcher, "ask_indices") and hasattr(evaluate, "evaluate_indices") and store is None
     )
@@ -233,10 +270,15 @@ def run_search(
             "evaluate must be a callable list[ArchConfig] -> list[dict] or have .evaluate(); "
             f"got {type(evaluate).__name__}"
         )
-    loop.start = time.perf_counter() - wall0
-    it, stalls = first_it, 0
+    loop.start = time.perf_counter() - (loop.recorded.last_wall if loop.recorded else 0.0)
+    it, stalls = 0, 0
     while loop.trials.count < budget and stalls < MAX_STALLS:
-        n = min(batch_size, budget - loop.trials.count)
+        rec = loop.recorded
+        limit = rec.budget if rec is not None and rec.active else budget
+        n = min(batch_size, limit - loop.trials.count)
+        if n < 1:  # the logged run had a smaller budget than what it logged
+            loop.abandon_replay()
+            continue
         if use_arrays:
             done = loop.array_batch(evaluate, n, it)
         else:
@@ -248,6 +290,7 @@ def run_search(
         it += 1
         if progress is not None:
             progress(loop.trials.count, budget)
+    loop.abandon_replay()  # logged trials beyond a smaller budget still count
     if loop.trials.count < budget:
         log.warning(
             "search stopped after %d of %d trials: no new architectures", loop.trials.count, budget
@@ -296,71 +339,20 @@ def search(
         ...                     objectives={"accuracy": "max"}, constraints={"latency_ms": 10.0})
         >>> result.best(), result.pareto
     """
-    problem = _problem(space, objectives, constraints, budget, batch_size)
+    problem = make_problem(space, objectives, constraints, budget, batch_size)
     opts = dict(options or {})
     store = SearchStore(run_dir, problem) if run_dir is not None else None
-    name, engine = _engine(searcher, problem, seed, opts, run_dir)
-    replay = None
+    replay, logged_budget = check_store(store, resume) if store is not None else (None, None)
+    name, engine = make_engine(searcher, problem, seed, opts, run_dir, fresh_study=bool(replay))
     if store is not None:
         simple = {k: v for k, v in opts.items() if isinstance(v, (int, float, str, bool))}
         plan = {"searcher": name, "budget": budget, "seed": seed, "batch_size": batch_size}
-        replay = _open_store(store, resume, {**plan, "options": simple, **dict(info or {})})
+        store.write_plan({**plan, "options": simple, **dict(info or {})})
     batch = batch_size or int(getattr(engine, "preferred_batch", 8))
     result = run_search(
         problem, engine, evaluate, budget=budget, batch_size=batch, store=store, replay=replay,
-        progress=progress, name=name, seed=seed,
+        progress=progress, name=name, seed=seed, replay_budget=logged_budget,
     )
     if store is not None:
         store.write_outputs(result)
     return result
-
-
-def _problem(
-    space: SearchSpace | str,
-    objectives: Mapping[str, str] | None,
-    constraints: Mapping[str, float | Sequence[float | str]] | None,
-    budget: int,
-    batch_size: int | None,
-) -> Problem:
-    """Validate the arguments of :func:`search` and build its problem."""
-    if isinstance(space, str):
-        from nas.registry import create_space
-
-        space = create_space(space)
-    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
-        raise ConfigError(f"budget must be a positive int, got {budget!r}")
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
-    return Problem.create(
-        space, objectives or {"accuracy": "max", "latency_ms": "min"}, constraints
-    )
-
-
-def _engine(
-    searcher: str | Searcher,
-    problem: Problem,
-    seed: int,
-    opts: dict[str, Any],
-    run_dir: str | Path | None,
-) -> tuple[str, Searcher]:
-    """The searcher's name and the searcher (built from a name; Optuna's study is journalled
-    in ``run_dir`` unless ``opts`` names a storage, which it then does)."""
-    if not isinstance(searcher, str):
-        return type(searcher).__name__, searcher
-    if run_dir is not None and searcher in ("tpe", "gp", "optuna-nsga2") and "storage" not in opts:
-        opts["storage"] = str(Path(run_dir) / "optuna.journal")
-    return searcher, create_searcher(searcher, problem, seed=seed, **opts)
-
-
-def _open_store(
-    store: SearchStore, resume: bool, plan: Mapping[str, Any]
-) -> tuple[list[ArchConfig], list[Metrics], list[int], list[float]] | None:
-    """Check ``store`` against ``resume``, write ``plan``, return the trials to replay."""
-    replay = None
-    if resume and store.plan_path.exists():
-        store.check_plan()
-        replay = store.load_trials()
-    elif store.trials_path.exists() and not resume:
-        raise ConfigError(f"{store.trials_path} exists; pass resume=True to continue it")
-    store.write_plan(plan)
-    return replay

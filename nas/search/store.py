@@ -98,6 +98,7 @@ class SearchStore:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         if self._header is None:
+            self._drop_torn_tail()
             self._header = self._existing_header() or [
                 "key",
                 "arch",
@@ -128,6 +129,18 @@ class SearchStore:
             handle.write(buf.getvalue())
             handle.flush()
             os.fsync(handle.fileno())
+
+    def _drop_torn_tail(self) -> None:
+        """Cut a last line torn by a crash off ``trials.csv`` so new lines start clean."""
+        path = self.trials_path
+        if not path.exists() or path.stat().st_size == 0:
+            return
+        with open(path, "rb+") as handle:
+            data = handle.read()
+            if not data.endswith(b"\n"):
+                handle.truncate(data.rfind(b"\n") + 1)
+                handle.flush()
+                os.fsync(handle.fileno())
 
     def _existing_header(self) -> list[str] | None:
         if not self.trials_path.exists() or self.trials_path.stat().st_size == 0:

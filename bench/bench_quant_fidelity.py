@@ -1,0 +1,145 @@
+"""Fidelity of quantization policies: fake quantization in the supernet vs ONNX Runtime.
+
+Train a ``tiny`` supernet with a block-wise int8/float32 policy (``tiny+q8-32b``) on MNIST
+(``../shared/data/images/mnist_png.zip``, read in place) for a short budget. Then for
+``--pairs`` random (architecture, policy) pairs with at least one int8 block: BN-recalibrate
+and measure on the MNIST test split (1) the float32 subnet, (2) the subnet fake-quantized by
+its policy in the supernet (``nas.evaluate``, ranges calibrated on the training data), (3) the
+export (:func:`nas.quantization.export_quantized`: QDQ static quantization of exactly the
+policy's Conv nodes, calibrated on the same batches) run in ONNX Runtime, and (4) its float
+ONNX model. Goal: |(2) - (3)| <= 0.5 point on every pair. ``size_B`` is the counted model
+size (weights at their bits), ``float_B`` the float32 one, ``onnx_B``/``fonnx_B`` the bytes of
+the quantized/float ONNX files (at this size mostly graph and metadata, not weights). Policy:
+bits of the active blocks in order. ``--full-range`` drops ``reduce_range`` (see
+:mod:`nas.quantization.space`), to show what VNNI-less int8 kernels do to full-range weights.
+
+Usage:
+    python bench/bench_quant_fidelity.py [--epochs 2] [--train-limit 12000] [--pairs 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import nas
+from nas.data import eval_batches, load_image_folder
+from nas.evaluation import recalibrate_bn
+from nas.quantization import export_quantized, policy_of, quantized
+from nas.quantization.onnx_quant import run_session
+from nas.train import TrainConfig, train_supernet
+
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "images" / "mnist_png.zip"
+GOAL_POINTS = 0.5
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", default=str(MNIST))
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--train-limit", type=int, default=12000)
+    p.add_argument("--test-limit", type=int, default=None, help="default: the whole test split")
+    p.add_argument("--pairs", type=int, default=20)
+    p.add_argument("--granularity", default="block", choices=["block", "stage"])
+    p.add_argument("--full-range", action="store_true",
+                   help="int8 weights in [-127, 127] instead of ONNX Runtime's reduce_range")
+    p.add_argument("--bn-batches", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", default=None, help="write the rows here")
+    return p
+
+
+def _onnx_accuracy(path: Path, data: Any, resolution: int, task: Any) -> float:
+    correct = 0
+    for x, y in eval_batches(data, 256):
+        logits = run_session(path, task.prepare(x, resolution).numpy(), threads=1)
+        correct += int((logits.argmax(1) == y.numpy()).sum())
+    return 100.0 * correct / len(data)
+
+
+def _pairs(space: nas.SearchSpace, n: int, seed: int) -> list[nas.ArchConfig]:
+    """``n`` distinct random archs whose policy quantizes at least one block."""
+    rng, out = np.random.default_rng(seed), {}
+    while len(out) < n:
+        arch = space.sample(rng)
+        if any(b < 32 for b in policy_of(space, arch).values()):
+            out.setdefault(arch.key, arch)
+    return list(out.values())
+
+
+def _measure(supernet: Any, arch: Any, train: Any, test: Any, args: Any, tmp: Path) -> dict:
+    space, task = supernet.space, nas.create_task("classification")
+    floats = arch.replace(space, **{n: 32 for n in space.names if n.endswith(".bits")})
+    kw = dict(bn_data=train, n_bn_batches=args.bn_batches, device="cpu", task=task)
+    float_acc = nas.evaluate(supernet, [floats], test, **kw)[0]["accuracy"]
+    fake_acc = nas.evaluate(supernet, [arch], test, **kw)[0]["accuracy"]
+    res = int(arch["resolution"])
+    supernet.set_active(arch)  # the BN statistics nas.evaluate used (same batches, same seed)
+    recalibrate_bn(supernet, train, args.bn_batches, resolution=res, task=task)
+    supernet.eval()
+    out = export_quantized(supernet, arch, tmp / arch.key, train, task=task)
+    info = json.loads((out / "arch.json").read_text())["quantization"]
+    ort_acc = _onnx_accuracy(out / "model.onnx", test, res, task)
+    ort_float = _onnx_accuracy(out / "model_float.onnx", test, res, task)
+    policy = policy_of(space, arch)
+    return {"arch": arch.key, "resolution": res,
+            "policy": "-".join(str(policy[g]) for g in sorted(policy)),
+            "float": float_acc, "fake_quant": fake_acc, "ort_quant": ort_acc,
+            "ort_float": ort_float, "diff": abs(fake_acc - ort_acc),
+            "size_bytes": info["size_bytes"],
+            "float_bytes": 4 * nas.count(space, arch, supernet.num_classes)["params"],
+            "onnx_bytes": info["onnx_bytes"], "float_onnx_bytes": info["float_onnx_bytes"],
+            "quantized_convs": len(info["quantized_nodes"])}
+
+
+def _print(rows: list[dict], header: str) -> None:
+    print(header)
+    cols = ("arch", "res", "policy", "float", "fakeQ", "ortQ", "ortF", "|d|", "size_B",
+            "float_B", "onnx_B", "fonnx_B")
+    print(("{:<13}{:>4} {:<12}" + "{:>7}" * 5 + "{:>9}" * 4).format(*cols))
+    for r in rows:
+        print(("{:<13}{:>4} {:<12}" + "{:>7.2f}" * 5 + "{:>9}" * 4).format(
+            r["arch"], r["resolution"], r["policy"], r["float"], r["fake_quant"],
+            r["ort_quant"], r["ort_float"], r["diff"], r["size_bytes"], r["float_bytes"],
+            r["onnx_bytes"], r["float_onnx_bytes"]))
+    diffs = [r["diff"] for r in rows]
+    ok = sum(d <= GOAL_POINTS for d in diffs)
+    print(f"|fake-quant - ONNX Runtime|: max {max(diffs):.2f} pt, mean {np.mean(diffs):.3f} pt; "
+          f"{ok}/{len(rows)} pairs within {GOAL_POINTS} pt -> "
+          f"{'GOAL MET' if ok == len(rows) else 'GOAL MISSED'}")
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    train = load_image_folder(args.data, "train", limit=args.train_limit, seed=args.seed)
+    test = load_image_folder(args.data, "test", limit=args.test_limit, seed=args.seed)
+    space = quantized(nas.create_space("tiny"), granularity=args.granularity, bits=(8, 32),
+                      reduce_range=not args.full_range)
+    supernet: Any = nas.create_supernet(space.name, num_classes=10)
+    config = TrainConfig(epochs=args.epochs, batch_size=64, lr=0.05, seed=args.seed,
+                         eval_bn_batches=5, eval_max_batches=4, checkpoint_every=100_000)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = train_supernet(supernet, train, test, config, Path(tmp) / "run")
+        trained = time.perf_counter() - t0
+        rows = [_measure(supernet, arch, train, test, args, Path(tmp))
+                for arch in _pairs(space, args.pairs, args.seed)]
+    _print(rows, f"space {space.name}, MNIST {len(train)} train / {len(test)} test, "
+                 f"{args.epochs} epochs ({result.steps} steps, {trained:.0f} s), "
+                 f"{args.pairs} pairs, {time.perf_counter() - t0 - trained:.0f} s measuring")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Quantization policies as search dimensions, fake quantization and quantized ONNX export.
+
+* :mod:`~nas.quantization.space` — :func:`quantized` adds ``<group>.bits`` dimensions;
+  :func:`policy_of`, :func:`size_bytes`.
+* :mod:`~nas.quantization.support` — which space families can be quantized (plug-ins
+  register) and :class:`QuantLayer`, what a supernet's ``quant_groups(arch)`` lists.
+* :mod:`~nas.quantization.fake` — calibrated fake quantization in the supernet.
+* :mod:`~nas.quantization.onnx_quant` — the one door to ``onnxruntime.quantization``.
+* :mod:`~nas.quantization.export` — :func:`export_quantized`.
+
+Names needing torch are imported on first use (``import nas`` stays torch-free).
+
+Example:
+    >>> qspace = nas.quantized(nas.create_space("tiny"), granularity="block", bits=(8, 32))
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from nas.quantization.space import is_quantized, policy_of, quantized, size_bytes
+from nas.quantization.support import QuantLayer, QuantSupport, register_quant_support
+
+_LAZY = {
+    "Ranges": "nas.quantization.fake",
+    "calibrate": "nas.quantization.fake",
+    "calibration_inputs": "nas.quantization.fake",
+    "fake_quantized": "nas.quantization.fake",
+    "policy_applied": "nas.quantization.fake",
+    "export_quantized": "nas.quantization.export",
+}
+
+__all__ = [
+    "QuantLayer",
+    "QuantSupport",
+    "is_quantized",
+    "policy_of",
+    "quantized",
+    "register_quant_support",
+    "size_bytes",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nas.quantization' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

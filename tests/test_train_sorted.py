@@ -1,0 +1,202 @@
+"""The SortedNet ``sorted`` schedule: nested sub-models per step, exact resume, transformers."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from _tiny import make_tiny
+
+import nas
+from nas.checkpoint import load_checkpoint
+from nas.data import load_data, resize, split
+from nas.errors import ConfigError
+from nas.evaluation import arch_resolution
+from nas.nested import is_nested, nested_archs
+from nas.rundir import RunDir
+from nas.tasks import DataSpec, create_task
+from nas.tasks.classification import soft_cross_entropy
+from nas.train import Progress, TrainConfig, train_supernet
+from nas.train_loop import TrainLoop
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple:
+    return split(load_data("digits", limit=160, seed=0), 0.2, seed=0)
+
+
+def _loop(net: object, data: tuple, config: TrainConfig, path: Path) -> TrainLoop:
+    train, val = data
+    run = RunDir.create(path, net.space)  # type: ignore[attr-defined]
+    return TrainLoop(
+        net, train, val, config, run, rank=0, world_size=1, reduce_grads=None, progress=None,
+        task=create_task("classification"),
+    )
+
+
+@pytest.mark.parametrize("space_name", ["tiny", "vit_mini", "gpt_tiny"])
+def test_nested_archs_are_sorted_in_every_dimension_with_the_largest_first(
+    space_name: str,
+) -> None:
+    if space_name not in nas.list_spaces():
+        pytest.skip(f"no {space_name} space registered")
+    space = nas.create_space(space_name)
+    rng = np.random.default_rng(0)
+    smaller_seen: set[str] = set()
+    for _ in range(50):
+        chain = nested_archs(space, 4, rng)
+        assert len(chain) == 4 and chain[0] == space.largest() and is_nested(space, chain)
+        rows = space.indices(chain, fill_inactive=False)
+        assert np.all(rows[:-1] >= rows[1:])  # each choice no larger than the one before
+        smaller_seen.update(a.key for a in chain[1:])
+    assert len(smaller_seen) > 20  # random, not a fixed ladder
+    first, again = (nested_archs(space, 4, np.random.default_rng(0)) for _ in range(2))
+    assert [a.key for a in first] == [a.key for a in again]
+
+
+def test_is_nested_detects_an_unsorted_pair() -> None:
+    space = nas.create_space("tiny")
+    assert not is_nested(space, [space.smallest(), space.largest()])
+    assert is_nested(space, [space.largest(), space.smallest()])
+    with pytest.raises(ConfigError, match="num_nested must be an int >= 1, got 0"):
+        nested_archs(space, 0, np.random.default_rng(0))
+
+
+def test_sorted_config_validation_and_round_trip() -> None:
+    config = TrainConfig(schedule="sorted", num_nested=3, kd_ratio=0.0)
+    assert [p.name for p in config.resolved_phases()] == ["sorted"]
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    bads: tuple[Any, ...] = (1, 0, 2.5, True)
+    for bad in bads:
+        with pytest.raises(ConfigError, match=rf"num_nested must be an int >= 2 .*got {bad!r}"):
+            TrainConfig(schedule="sorted", num_nested=bad)
+    with pytest.raises(
+        ConfigError, match=r"schedule must be one of \['sandwich', 'progressive', 'sorted'\]"
+    ):
+        TrainConfig(schedule="sortednet")
+    with pytest.raises(ConfigError, match="phases are only used by schedule='progressive'"):
+        TrainConfig(schedule="sorted", phases=())
+
+
+def test_step_draws_nested_subnets_per_seed_and_step(digits: tuple, tmp_path: Path) -> None:
+    config = TrainConfig(schedule="sorted", num_nested=5, batch_size=16, seed=4)
+    trainer = _loop(make_tiny(), digits, config, tmp_path / "run")
+    phase = trainer.phases[0]
+    draws = [trainer._step_archs(phase, np.random.default_rng([4, 7, s])) for s in range(6)]
+    for archs in draws:
+        assert len(archs) == 5 and archs[0] == trainer.space.largest()
+        assert is_nested(trainer.space, archs)
+    again = trainer._step_archs(phase, np.random.default_rng([4, 7, 3]))
+    assert [a.key for a in again] == [a.key for a in draws[3]]
+    assert len({tuple(a.key for a in d) for d in draws}) > 1
+
+
+def test_sorted_step_sums_losses_with_in_place_distillation(
+    digits: tuple, tmp_path: Path
+) -> None:
+    """One step == largest (CE) + each smaller nested one (CE + KD to the largest), summed."""
+    torch.manual_seed(0)
+    net = make_tiny()
+    twin = copy.deepcopy(net)
+    config = TrainConfig(schedule="sorted", num_nested=3, batch_size=16, seed=2, kd_ratio=0.5)
+    trainer = _loop(net, digits, config, tmp_path / "run")
+    trainer._start_phase(0)
+    x, y = digits[0].batch(np.arange(16))
+    archs = trainer._step_archs(trainer.phases[0], np.random.default_rng([2, 7, 0]))
+    torch.manual_seed(1)
+    trainer.train_step(x, y, trainer.phases[0])
+
+    torch.manual_seed(1)
+    teacher = None
+    for arch in archs:
+        twin.set_active(arch)
+        logits = twin(resize(x, arch_resolution(twin.space, arch)))
+        loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.1)
+        if teacher is not None:
+            loss = loss + 0.5 * soft_cross_entropy(logits, teacher, 1.0)
+        loss.backward()
+        teacher = logits.detach() if teacher is None else teacher
+    for (name, p), q in zip(net.named_parameters(), twin.parameters()):
+        assert (p.grad is None) == (q.grad is None), name
+        if p.grad is not None and q.grad is not None:
+            assert torch.allclose(p.grad, q.grad, atol=1e-6), name
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    state = load_checkpoint(path / "supernet" / "checkpoint.pt", space=nas.create_space("tiny"))
+    return state["model"]  # type: ignore[no-any-return]
+
+
+def _stop_at(step: int) -> Callable[[Progress], None]:
+    def callback(p: Progress) -> None:
+        if p.step == step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    return callback
+
+
+def test_sorted_resume_after_a_stop_is_bitwise_identical(digits: tuple, tmp_path: Path) -> None:
+    train, val = digits  # 128 training images: 8 steps per epoch at batch 16
+    config = TrainConfig(
+        schedule="sorted", num_nested=3, epochs=2, batch_size=16, eval_bn_batches=1,
+        eval_max_batches=1, checkpoint_every=100, seed=6,
+    )
+
+    def fresh() -> object:
+        torch.manual_seed(0)
+        return make_tiny()
+
+    straight = train_supernet(fresh(), train, val, config, tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):  # mid-way through the first epoch
+        train_supernet(fresh(), train, val, config, tmp_path / "b", progress=_stop_at(5))
+    state = load_checkpoint(tmp_path / "b/supernet/checkpoint.pt", space=nas.create_space("tiny"))
+    assert state["step"] == 5 and state["batch"] == 5
+    resumed = train_supernet(fresh(), train, val, config, tmp_path / "b", resume=True)
+    assert resumed.steps == straight.steps == 16 and resumed.history == straight.history
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [row["phase"] for row in straight.history] == ["sorted", "sorted"]
+
+
+def test_cli_trains_with_the_sorted_schedule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nas.cli import main
+
+    argv = ["train", "--space", "tiny", "--data", "digits", "--limit", "120", "--epochs", "1",
+            "--batch-size", "32", "--schedule", "sorted", "--runs-dir", str(tmp_path)]
+    assert main([*argv, "--num-nested", "3", "--kd-ratio", "0", "--run", "r", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["steps"] == 3
+    saved = json.loads((tmp_path / "r/supernet/config.json").read_text())["config"]
+    assert saved["schedule"] == "sorted" and saved["num_nested"] == 3 and saved["kd_ratio"] == 0
+    assert main([*argv, "--num-nested", "1", "--run", "bad"]) == 2
+    err = capsys.readouterr().err
+    assert "num_nested must be an int >= 2" in err and "got 1" in err
+
+
+@pytest.mark.skipif("gpt_tiny" not in nas.list_spaces(), reason="no gpt_tiny space")
+def test_gpt_tiny_trains_with_sorted_and_loss_goes_down(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    task = create_task("language_modelling")
+    train, val = task.load(DataSpec(data="pydoc", seq_len=32, limit=320, val_fraction=0.2))
+    net = nas.create_supernet("gpt_tiny", num_classes=task.num_outputs(train))
+    config = TrainConfig(
+        schedule="sorted", num_nested=3, epochs=3, batch_size=16, lr=3e-3, optimizer="adamw",
+        label_smoothing=0.0, warmup_epochs=0.2, eval_bn_batches=0, eval_max_batches=2,
+        checkpoint_every=1000,
+    )
+    result = train_supernet(net, train, val, config, tmp_path / "gpt", task=task)
+    losses = [row["loss"] for row in result.history]
+    assert losses[-1] < losses[0] - 0.3, losses
+    final = result.final
+    for name in ("smallest", "middle", "largest"):  # far better than uniform over 256 bytes
+        assert final[name]["perplexity"] < 64, (name, final[name])
