@@ -54,6 +54,13 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 FORMATS = ("torch", "export", "onnx")
+
+
+def check_formats(formats: Collection[str]) -> None:
+    """Refuse export format names that are neither built in nor registered (before work)."""
+    if not formats:
+        raise ConfigError(f"formats: name at least one of {[*FORMATS, *EXPORT_FORMATS.names()]}")
+    EXPORT_FORMATS.select(formats, FORMATS)
 LoadFormat = Literal["torch", "export", "onnx"]
 
 

@@ -82,9 +82,11 @@ def _params() -> list[Any]:
 @pytest.mark.parametrize(("argv", "expected"), _params())
 def test_cli_rejects_in_one_line(argv: list[str], expected: str, inputs: dict[str, str],
                                  capsys: pytest.CaptureFixture[str]) -> None:
+    before = set(Path(inputs["run"]).rglob("*"))
     code, lines = _cli(fill(argv, inputs), capsys)
     assert code == 2 and len(lines) == 1, lines
     assert fill([expected], inputs)[0].lower() in lines[0].lower(), lines[0]
+    assert set(Path(inputs["run"]).rglob("*")) == before, "a refused command left files"
 
 
 def test_read_only_run_is_refused_before_any_work(

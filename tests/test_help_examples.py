@@ -1,4 +1,5 @@
-"""Every example in a verb's ``--help`` is a valid command as written; the slow test runs them.
+"""Every example in a verb's ``--help`` is a valid command as written; the slow test runs them
+(at small settings: :func:`small_settings`).
 
 Examples are the lines of each parser's epilog that start with ``nas `` (after an optional
 ``example:``), joined across trailing backslashes, with ``#`` comments dropped.
@@ -74,6 +75,42 @@ def test_example_parses_as_written(verb: str, example: str) -> None:
     assert getattr(args, "handler", None) is not None
 
 
+# "on small settings": the slow test runs each example with its size options shrunk to these
+# values (and, for the verbs below, timing options added), so every example is the same
+# command at a size the CI machine runs in minutes
+SMALL = {"--epochs": "1", "--limit": "600", "--n": "12", "--validate": "6", "--budget": "24",
+         "--rounds": "1", "--measure-here": "6", "--suggest": "4"}
+TIMING = ("--repeats", "1", "--warmup", "0", "--min-time-ms", "0", "--rounds", "1")
+ADDED = {("train",): ("--limit", "600", "--epochs", "1"),
+         ("profile", "build"): TIMING, ("profile", "measure"): TIMING[:6],
+         ("profile", "import"): ("--predictor", "ridge")}
+
+
+def small_settings(argv: list[str]) -> list[str]:
+    """``argv`` (after ``nas``) with :data:`SMALL` sizes, plus :data:`ADDED` options it lacks."""
+    out = list(argv)
+    for i, arg in enumerate(out[:-1]):
+        if arg in SMALL:
+            out[i + 1] = SMALL[arg]
+    if "progressive" in out and "--epochs" in out:  # one epoch per phase at the least
+        out[out.index("--epochs") + 1] = "4"
+    for verb, extra in ADDED.items():
+        if tuple(out[: len(verb)]) != verb:
+            continue
+        if verb == ("profile", "import") and "--table" not in out:
+            continue
+        for flag, value in zip(extra[::2], extra[1::2], strict=True):
+            if flag not in out:
+                out += [flag, value]
+    return out
+
+
+def test_small_settings_shrink_and_keep_the_command() -> None:
+    argv = shlex.split("train --space tiny --data digits --epochs 5 --run tiny-digits")
+    assert small_settings(argv) == [*argv[:-3], "1", "--run", "tiny-digits", "--limit", "600"]
+    assert small_settings(["profile", "list"]) == ["profile", "list"]
+
+
 # placeholders a reader replaces with their own (documented in the example itself)
 PLACEHOLDERS = {"models/my-gpt2": "a Hugging Face model folder of the reader's"}
 # the order the slow test runs them in: examples that make a run before the ones that read it
@@ -106,11 +143,11 @@ def test_examples_run_as_written(tmp_path: Path) -> None:
             continue
         key = _a_trial_key(work)
         argv = [key if a == "KEY" else a for a in argv]
-        done = subprocess.run([sys.executable, "-m", "nas.cli", *argv[1:]], cwd=work, env=env,
-                              capture_output=True, text=True, timeout=3600)
+        done = subprocess.run([sys.executable, "-m", "nas.cli", *small_settings(argv[1:])],
+                              cwd=work, env=env, capture_output=True, text=True, timeout=900)
         if done.returncode != 0:
             failures.append(f"{example}: {done.stderr.strip().splitlines()[-1:]}")
-    assert failures == []
+    assert failures == [], "\n".join(failures)
 
 
 def _a_trial_key(work: Path) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _grads import assert_grads_are_the_hand_sum
 from _tiny import make_tiny
 from _train_child import CONFIG, run
 
@@ -22,7 +23,6 @@ import nas
 from nas.checkpoint import load_checkpoint
 from nas.data import load_data, split
 from nas.tasks import create_task
-from nas.tasks.classification import soft_cross_entropy
 from nas.train import Phase, Progress, TrainConfig, train_supernet
 from nas.train_loop import TrainLoop, lr_factor, param_groups
 
@@ -255,8 +255,6 @@ def test_sandwich_step_accumulates_ce_and_in_place_distillation(
     """One step == largest (CE) + random + smallest (CE + KD to the largest's logits), summed."""
     import copy
 
-    from nas.data import resize
-    from nas.evaluation import arch_resolution
     from nas.rundir import RunDir
 
     train, val = digits
@@ -277,19 +275,7 @@ def test_sandwich_step_accumulates_ce_and_in_place_distillation(
     trainer.train_step(x, y, trainer.phases[0])
 
     torch.manual_seed(1)  # same dropout masks, same order
-    teacher = None
-    for arch in archs:
-        twin.set_active(arch)
-        logits = twin(resize(x, arch_resolution(twin.space, arch)))
-        loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.1)
-        if teacher is not None:
-            loss = loss + 0.7 * soft_cross_entropy(logits, teacher, 1.0)
-        loss.backward()
-        teacher = logits.detach() if teacher is None else teacher
-    for (name, p), q in zip(net.named_parameters(), twin.parameters()):
-        assert (p.grad is None) == (q.grad is None), name
-        if p.grad is not None and q.grad is not None:
-            assert torch.allclose(p.grad, q.grad, atol=1e-6), name
+    assert_grads_are_the_hand_sum(net, twin, archs, x, y, kd_ratio=0.7)
 
 
 def test_progressive_resume_across_phases_is_bitwise_identical(

@@ -13,17 +13,16 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from _grads import assert_grads_are_the_hand_sum
 from _tiny import make_tiny
 
 import nas
 from nas.checkpoint import load_checkpoint
-from nas.data import load_data, resize, split
+from nas.data import load_data, split
 from nas.errors import ConfigError
-from nas.evaluation import arch_resolution
 from nas.nested import is_nested, nested_archs
 from nas.rundir import RunDir
 from nas.tasks import DataSpec, create_task
-from nas.tasks.classification import soft_cross_entropy
 from nas.train import Progress, TrainConfig, train_supernet
 from nas.train_loop import TrainLoop
 
@@ -115,19 +114,7 @@ def test_sorted_step_sums_losses_with_in_place_distillation(
     trainer.train_step(x, y, trainer.phases[0])
 
     torch.manual_seed(1)
-    teacher = None
-    for arch in archs:
-        twin.set_active(arch)
-        logits = twin(resize(x, arch_resolution(twin.space, arch)))
-        loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.1)
-        if teacher is not None:
-            loss = loss + 0.5 * soft_cross_entropy(logits, teacher, 1.0)
-        loss.backward()
-        teacher = logits.detach() if teacher is None else teacher
-    for (name, p), q in zip(net.named_parameters(), twin.parameters()):
-        assert (p.grad is None) == (q.grad is None), name
-        if p.grad is not None and q.grad is not None:
-            assert torch.allclose(p.grad, q.grad, atol=1e-6), name
+    assert_grads_are_the_hand_sum(net, twin, archs, x, y, kd_ratio=0.5)
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:

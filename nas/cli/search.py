@@ -171,6 +171,7 @@ def _shared_constraints(args: argparse.Namespace) -> dict[str, float]:
 def run(args: argparse.Namespace) -> int:
     from nas.cli.progress import progress_bar
     from nas.devices import DevicePlan
+    from nas.export import check_formats
     from nas.flow import export_chosen, latency_limits, search_run
 
     run_dir = resolve_run(args.run, args.runs_dir, writable=True)
@@ -181,6 +182,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--export-top must be >= -1, got {args.export_top}")
     limits = _limits(args, profiles)
     _check_mode(args)
+    formats = [f for f in args.formats.split(",") if f]
+    if args.export_top >= 0:  # the export runs after the search: check its formats first
+        check_formats(formats)
     if args.latency_quantile is not None:
         quantile = latency_limits(run_dir, profiles, args.latency_quantile, seed=args.seed)
         limits = {p: limits.get(p, {"latency_ms": v}) for p, v in quantile.items()}
@@ -195,7 +199,6 @@ def run(args: argparse.Namespace) -> int:
         bar.update(len(profiles))
     exported = []
     if args.export_top >= 0 and run_dir.checkpoint.is_file():
-        formats = [f for f in args.formats.split(",") if f]
         exported = export_chosen(run_dir, results=results, top_k=args.export_top,
                                  formats=formats)
     _print(run_dir.path, results, exported, as_json=args.json)
