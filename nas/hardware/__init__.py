@@ -20,7 +20,7 @@ from nas.hardware.build import (
     distinct_layers,
     measure_subnets,
 )
-from nas.hardware.measure import LatencyStats, measure_latency
+from nas.hardware.measure import LatencyStats, measure_latency, measure_onnx
 from nas.hardware.profile import (
     KINDS,
     RUNTIMES,
@@ -45,6 +45,7 @@ __all__ = [
     "list_profiles",
     "load_profile",
     "measure_latency",
+    "measure_onnx",
     "measure_subnets",
     "save_profile",
 ]

@@ -13,6 +13,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.errors import ConfigError
@@ -239,6 +240,39 @@ def _measure_onnxruntime(
     budget: _Budget,
     threads: int | None,
 ) -> LatencyStats:
+    tensor = _input(shape).cpu()
+    return _time_session(_onnx_bytes(model, tensor), tensor.numpy(), warmup, budget, threads)
+
+
+def measure_onnx(
+    model: str | Path | bytes,
+    x: Any,
+    *,
+    warmup: int = 2,
+    repeats: int = 10,
+    threads: int | None = 1,
+    min_time_s: float = 0.0,
+    max_repeats: int = 10_000,
+) -> LatencyStats:
+    """Time an ONNX model (a file or its bytes) in ONNX Runtime on CPU, on input ``x`` (an
+    array or tensor): as :func:`measure_latency` does with ``runtime="onnxruntime"``.
+
+    Example:
+        >>> measure_onnx("exports/q/model.onnx", np.zeros((1, 3, 32, 32), np.float32))
+    """
+    import numpy as np
+
+    _check_options("onnxruntime", warmup, repeats, (1,), "wall", min_time_s, max_repeats,
+                   "cpu", threads)
+    source = model if isinstance(model, bytes) else str(model)
+    array = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+    return _time_session(source, array, warmup, _Budget(repeats, min_time_s, max_repeats),
+                         threads)
+
+
+def _time_session(
+    source: str | bytes, x: Any, warmup: int, budget: _Budget, threads: int | None
+) -> LatencyStats:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -246,12 +280,8 @@ def _measure_onnxruntime(
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    tensor = _input(shape).cpu()
-    session = ort.InferenceSession(
-        _onnx_bytes(model, tensor), options, providers=["CPUExecutionProvider"]
-    )
+    session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    x: Any = tensor.numpy()
     for _ in range(warmup):
         session.run(None, {name: x})
     times: list[float] = []

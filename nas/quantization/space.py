@@ -71,9 +71,12 @@ def quantized(
                             "reduce_range": bool(reduce_range)}},
     }
     qspace = SearchSpace(name, dims, meta)
+    from nas.quantization.layers import with_precision
+
     register_space(name, lambda: _rebuilt(space.name, granularity, values, reduce_range),
                    base.supernet,
-                   layers=base.layers, description=f"{space.name} with a {granularity}-wise "
+                   layers=with_precision(base.layers) if base.layers else None,
+                   description=f"{space.name} with a {granularity}-wise "
                    f"quantization policy, bits {list(values)}")
     return qspace
 
