@@ -13,8 +13,14 @@ the quantized/float ONNX files (at this size mostly graph and metadata, not weig
 bits of the active blocks in order. ``--full-range`` drops ``reduce_range`` (see
 :mod:`nas.quantization.space`), to show what VNNI-less int8 kernels do to full-range weights.
 
+``--space vit_mini``: the same check for a ViT (``vit_mini+q4-8-32b``, trained with AdamW,
+no BN): weight-only ``MatMulNBits`` policies over the transformer layers (4, 8 or 32 bits per
+layer; ``--granularity layer``: per linear layer), exported with no calibration
+(:mod:`nas.quantization.weight_only`).
+
 Usage:
     python bench/bench_quant_fidelity.py [--epochs 2] [--train-limit 12000] [--pairs 20]
+    python bench/bench_quant_fidelity.py --space vit_mini [--granularity layer]
 """
 
 from __future__ import annotations
@@ -38,19 +44,26 @@ from nas.train import TrainConfig, train_supernet
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "images" / "mnist_png.zip"
 GOAL_POINTS = 0.5
+# per space: policy bits and the training recipe
+SPACES: dict[str, dict[str, Any]] = {
+    "tiny": {"bits": (8, 32), "optimizer": None, "lr": 0.05, "weight_decay": None, "epochs": 2},
+    "vit_mini": {"bits": (4, 8, 32), "optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05,
+                 "epochs": 6},
+}
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--space", default="tiny", choices=sorted(SPACES))
     p.add_argument("--data", default=str(MNIST))
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=None, help="default: 2 (tiny), 6 (ViT)")
     p.add_argument("--train-limit", type=int, default=12000)
     p.add_argument("--test-limit", type=int, default=None, help="default: the whole test split")
     p.add_argument("--pairs", type=int, default=20)
-    p.add_argument("--granularity", default="block", choices=["block", "stage"])
+    p.add_argument("--granularity", default="block", choices=["block", "stage", "layer"])
     p.add_argument("--full-range", action="store_true",
                    help="int8 weights in [-127, 127] instead of ONNX Runtime's reduce_range")
-    p.add_argument("--bn-batches", type=int, default=20)
+    p.add_argument("--bn-batches", type=int, default=None, help="default: 20 (tiny), 0 (ViT)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=None, help="write the rows here")
@@ -67,7 +80,7 @@ def _onnx_accuracy(path: Path, data: Any, resolution: int, task: Any) -> float:
 
 def _pairs(space: nas.SearchSpace, n: int, seed: int) -> list[nas.ArchConfig]:
     """``n`` distinct random archs whose policy quantizes at least one block."""
-    rng, out = np.random.default_rng(seed), {}
+    rng, out = np.random.default_rng(seed), dict[str, nas.ArchConfig]()
     while len(out) < n:
         arch = space.sample(rng)
         if any(b < 32 for b in policy_of(space, arch).values()):
@@ -81,9 +94,10 @@ def _measure(supernet: Any, arch: Any, train: Any, test: Any, args: Any, tmp: Pa
     kw = dict(bn_data=train, n_bn_batches=args.bn_batches, device="cpu", task=task)
     float_acc = nas.evaluate(supernet, [floats], test, **kw)[0]["accuracy"]
     fake_acc = nas.evaluate(supernet, [arch], test, **kw)[0]["accuracy"]
-    res = int(arch["resolution"])
+    res = int(supernet.input_resolution(arch))
     supernet.set_active(arch)  # the BN statistics nas.evaluate used (same batches, same seed)
-    recalibrate_bn(supernet, train, args.bn_batches, resolution=res, task=task)
+    if args.bn_batches:
+        recalibrate_bn(supernet, train, args.bn_batches, resolution=res, task=task)
     supernet.eval()
     out = export_quantized(supernet, arch, tmp / arch.key, train, task=task)
     info = json.loads((out / "arch.json").read_text())["quantization"]
@@ -123,11 +137,18 @@ def main() -> None:
     torch.manual_seed(args.seed)
     train = load_image_folder(args.data, "train", limit=args.train_limit, seed=args.seed)
     test = load_image_folder(args.data, "test", limit=args.test_limit, seed=args.seed)
-    space = quantized(nas.create_space("tiny"), granularity=args.granularity, bits=(8, 32),
-                      reduce_range=not args.full_range)
+    recipe = SPACES[args.space]
+    if args.epochs is None:
+        args.epochs = recipe["epochs"]
+    if args.bn_batches is None:
+        args.bn_batches = 20 if args.space == "tiny" else 0
+    space = quantized(nas.create_space(args.space), granularity=args.granularity,
+                      bits=recipe["bits"], reduce_range=not args.full_range)
     supernet: Any = nas.create_supernet(space.name, num_classes=10)
-    config = TrainConfig(epochs=args.epochs, batch_size=64, lr=0.05, seed=args.seed,
-                         eval_bn_batches=5, eval_max_batches=4, checkpoint_every=100_000)
+    config = TrainConfig(epochs=args.epochs, batch_size=64, lr=recipe["lr"], seed=args.seed,
+                         optimizer=recipe["optimizer"], weight_decay=recipe["weight_decay"],
+                         eval_bn_batches=5 if args.bn_batches else 0, eval_max_batches=4,
+                         checkpoint_every=100_000)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         result = train_supernet(supernet, train, test, config, Path(tmp) / "run")

@@ -56,6 +56,7 @@ def load_workload(
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig, lr: float) -> Any:
     """The optimizer of the supernet loop (:class:`nas.train_loop.TrainLoop`) for ``model``."""
+    assert config.weight_decay is not None, "resolve the config first"
     groups = param_groups(model, config.weight_decay)
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=config.momentum,
@@ -67,6 +68,8 @@ def train_alone(
     model: torch.nn.Module, workload: Workload, config: TrainConfig, resolution: int | None
 ) -> int:
     """Train one static network with ``config``'s recipe; returns the steps taken."""
+    config = config.resolved(workload.task)  # the task's optimizer, lr, weight decay if None
+    assert config.lr is not None
     model.train()
     opt = make_optimizer(model, config, config.lr)
     n_steps = steps_per_epoch(workload.train, config.batch_size)

@@ -3,11 +3,11 @@
 A device search evaluates every architecture on the run's task metric (measured on the
 supernet, :class:`MeasuredMetrics`; predicted by the run's predictor, :class:`PredictedMetric`;
 or any picklable function ``archs -> [{metric: ...}]``), on the device's latency (the profile's
-latency model, :class:`ProfileLatency`), and on counted params/MACs where a constraint needs
-them (:class:`CountedMetrics`). :func:`prepare_search` checks everything in the calling
-process; :func:`search_sequential` then runs one search per profile here, and
-:func:`nas.distributed.search.search_on_ray` the same evaluators in parallel on Ray
-(:func:`nas.flow.search.search_devices` picks one).
+latency model, :class:`ProfileLatency`), and on counted params/MACs/``size_bytes`` where a
+constraint or an objective needs them (:class:`CountedMetrics`). :func:`prepare_search`
+checks everything in the calling process; :func:`search_sequential` then runs one search per
+profile here, and :func:`nas.distributed.search.search_on_ray` the same evaluators in
+parallel on Ray (:func:`nas.flow.search.search_devices` picks one).
 
 Example:
     >>> plan = DevicePlan(searcher="evolution", budget=200,
@@ -36,7 +36,10 @@ log = logging.getLogger(__name__)
 Metrics = list[dict[str, float]]
 DeviceMetrics = Callable[[str, list[ArchConfig]], Metrics]
 MeasureFn = Callable[[list[ArchConfig]], Metrics]
-COUNTED = ("params", "macs")  # metrics nas.counting computes (raw counts, not millions)
+# metrics counted from the layer descriptions (raw counts, not millions); ``size_bytes``: the
+# weights at their bits (4 bytes per parameter in a space without a quantization policy)
+COUNTED = ("params", "macs", "size_bytes")
+DIRECTIONS = ("max", "min")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,7 +51,9 @@ class DevicePlan:
         budget: architectures measured per profile.
         seed: searcher seed (the same for every profile).
         batch_size: architectures per evaluate call (default: the searcher's preference).
-        objectives: ``{metric: "max" | "min"}`` (default: the run's task metric and latency).
+        objectives: ``{metric: "max" | "min"}`` (default: the run's task metric and latency);
+            metrics are the task's, ``latency_ms`` and the counted ones (:data:`COUNTED`),
+            e.g. ``{"accuracy": "max", "latency_ms": "min", "size_bytes": "min"}``.
         constraints: per profile, ``{metric: limit}`` (e.g. its latency budget).
         shared_constraints: constraints every profile has (e.g. ``{"params": 5e6}``).
         options: the searcher's keyword options.
@@ -74,6 +79,13 @@ class DevicePlan:
             not isinstance(self.batch_size, int) or self.batch_size < 1
         ):
             raise ConfigError(f"batch_size must be a positive int or None, got {self.batch_size!r}")
+        if self.objectives is not None:
+            if not self.objectives:
+                raise ConfigError("objectives must name at least one metric, got {}")
+            for metric, direction in self.objectives.items():
+                if direction not in DIRECTIONS:
+                    raise ConfigError(f"objective {metric!r}: direction must be 'max' or 'min', "
+                                      f"got {direction!r}")
 
     def constraints_for(self, profile: str) -> dict[str, Any]:
         """The constraints of ``profile``'s search: its own merged over the shared ones."""
@@ -189,7 +201,8 @@ def _latency_model(location: str, space: SpaceRef, stamp: int) -> Any:
 
 
 class CountedMetrics:
-    """Device metrics plus ``params`` and ``macs`` (:func:`nas.counting.count_many`); picklable.
+    """Device metrics plus ``params``, ``macs`` and ``size_bytes`` (:func:`nas.counting.count_many`;
+    ``size_bytes`` is ``4 * params`` in a space without a quantization policy); picklable.
 
     Args:
         inner: the device metrics to extend (e.g. :class:`ProfileLatency`).
@@ -207,7 +220,13 @@ class CountedMetrics:
 
         counts = count_many(self.space.resolve(), archs, self.num_classes)
         device = self.inner(profile, archs)
-        return [{**d, **{k: float(v) for k, v in c.items()}} for d, c in zip(device, counts)]
+        return [{**d, **{k: float(v) for k, v in _sized(c).items()}}
+                for d, c in zip(device, counts)]
+
+
+def _sized(counts: Mapping[str, int]) -> dict[str, int]:
+    """``counts`` with ``size_bytes`` (float32 weights where the space has no policy)."""
+    return {**counts, "size_bytes": int(counts.get("size_bytes", 4 * counts["params"]))}
 
 
 @dataclass(frozen=True)
@@ -271,14 +290,32 @@ def prepare_search(
     run = RunDir.open(run_dir)
     ref = SpaceRef.of(run.space)
     _check_profiles(run, profiles, resume, fan_out)
+    objectives = dict(plan.objectives or run.task.objectives())
+    if device_metrics is None and (accuracy is None or isinstance(accuracy, MeasuredMetrics)):
+        _check_objectives(run, objectives)
     device = device_metrics or _default_latency(run, ref, profiles)
-    if any(m in COUNTED for p in profiles for m in plan.constraints_for(p)):
+    if needs_counts(plan, profiles):
         device = CountedMetrics(device, ref, _num_classes(run, supernet))
     return PreparedSearch(
         run_dir=run.path, space=ref, profiles=tuple(profiles), plan=plan,
-        objectives=dict(plan.objectives or run.task.objectives()),
+        objectives=objectives,
         accuracy=_accuracy(run, ref, accuracy, supernet), device=device, supernet=supernet,
     )
+
+
+def needs_counts(plan: DevicePlan, profiles: Sequence[str]) -> bool:
+    """Whether a constraint or an objective of ``plan`` is a counted metric."""
+    named = {m for p in profiles for m in plan.constraints_for(p)} | set(plan.objectives or {})
+    return any(m in COUNTED for m in named)
+
+
+def _check_objectives(run: RunDir, objectives: Mapping[str, str]) -> None:
+    """With the default evaluators, every objective is a metric they produce."""
+    known = (*run.task.metrics, "latency_ms", *COUNTED)
+    for metric in objectives:
+        if metric not in known:
+            raise ConfigError(f"objective {metric!r} is not a metric of the search; "
+                              f"allowed: {list(known)}")
 
 
 def search_sequential(prepared: PreparedSearch, *, resume: bool) -> dict[str, SearchResult]:
@@ -321,8 +358,8 @@ def _num_classes(run: RunDir, supernet: Any) -> int:
     if run.supernet_config.is_file():
         return int(run.supernet_build()["num_classes"])
     raise RunDirError(
-        f"constraints on {list(COUNTED)} need the classifier width: pass supernet=..., or "
-        f"train the run first ({run.supernet_config})"
+        f"constraints or objectives on {list(COUNTED)} need the classifier width: pass "
+        f"supernet=..., or train the run first ({run.supernet_config})"
     )
 
 

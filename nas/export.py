@@ -254,6 +254,23 @@ def load_subnet(out_dir: str | Path, *, format: LoadFormat = "torch") -> Any:
         raise RunDirError(f"{path}: not a readable ONNX model ({exc})") from None
 
 
+def onnx_model_bytes(model: nn.Module, x: torch.Tensor) -> bytes:
+    """``model`` as the single-file ONNX model :func:`export_subnet` writes for input ``x``
+    (the same exporters; a batch of 1 traced as 2, with a dynamic batch where it traces).
+
+    Example:
+        >>> data = onnx_model_bytes(spec.build(), torch.randn(spec.input_shape(1)))
+    """
+    model = model.eval()
+    if x.shape[0] == 1:
+        x = torch.cat([x, x])
+    try:
+        program, _ = _torch_export(model, x)
+    except Exception:  # as export_subnet: the ONNX exporters get the module itself
+        program = None
+    return _onnx_bytes(model, program, x)
+
+
 def _torch_export(model: nn.Module, x: torch.Tensor) -> tuple[Any, bool]:
     """``(ExportedProgram, dynamic_batch)``: a dynamic batch dimension if it traces, else fixed."""
     with _quiet():

@@ -3,7 +3,10 @@
 The report reads what the steps wrote: ``search/<profile>/pareto.png`` and ``trials.csv``,
 ``exports/<profile>/<arch_key>/metrics.json`` (the chosen subnets), ``timings.json`` (the
 wall time of each step, when the run was made by ``nas demo``) and ``report_notes.json`` (a
-list of paragraphs explaining the run, optional). Nothing is recomputed.
+list of paragraphs explaining the run, optional). Nothing is recomputed. The chosen subnets'
+table shows each one's ``size_bytes`` and, in a quantized space, its ``policy`` (the bits of
+its active blocks in order, ``8,8,32,8``); the Pareto plots colour quantized trials by
+precision (:func:`nas.search.plot.plot_pareto`).
 
 Example:
     >>> html_path, md_path = write_report("runs/demo-20261122-0400")
@@ -31,6 +34,8 @@ BACK: tuple[tuple[str, str], ...] = (
     ("latency_limit_ms", "latency limit (ms)"),
     ("params", "params"),
     ("macs", "MACs"),
+    ("size_bytes", "size (bytes)"),
+    ("policy", "policy"),  # bits of the active blocks, in order (quantized spaces)
 )
 SOURCES = ("predicted", "measured", "onnx", "counted")
 _SOURCE_LABEL = {"onnx": "ONNX Runtime"}
@@ -126,7 +131,7 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     return "\n".join(lines)
 
 
-TEXT_COLUMNS = ("arch", "step")  # wrap and take the width the other columns leave
+TEXT_COLUMNS = ("arch", "step", "policy")  # wrap and take the width the other columns leave
 NARROW_MAX_PCT = 7.0  # share of the table each other column (numbers, names, keys) gets at most
 TEXT_MIN_PCT = 20.0  # share the text columns keep however many other columns there are
 

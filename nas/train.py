@@ -140,21 +140,13 @@ def train_supernet(
         >>> result = train_supernet(supernet, train, val, TrainConfig(epochs=3), "runs/tiny")
     """
     task = task or task_for_space(supernet.space)
+    config = config.resolved(task)  # the task's optimizer, lr, weight decay where left None
     _check_inputs(supernet, train_data, config, task)
     started = time.perf_counter()
     run = _open_run(run_dir, supernet, config, task, resume, _world_size, _rank)
-    trainer = TrainLoop(
-        supernet,
-        train_data,
-        val_data,
-        config,
-        run,
-        rank=_rank,
-        world_size=_world_size,
-        reduce_grads=_reduce_grads,
-        progress=progress,
-        task=task,
-    )
+    trainer = TrainLoop(supernet, train_data, val_data, config, run, rank=_rank,
+                        world_size=_world_size, reduce_grads=_reduce_grads, progress=progress,
+                        task=task)
     if resume:
         trainer.resume()
     with StopFlag().installed() as stop:

@@ -17,18 +17,24 @@ Example:
     >>> config = TrainConfig(schedule="progressive", epochs=8, lr=0.05)
     >>> [p.name for p in config.resolved_phases()]
     ['full', 'kernel', 'depth', 'expand']
+    >>> TrainConfig().resolved("language_modelling").optimizer   # the task's default
+    'adamw'
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nas.errors import ConfigError
 from nas.space import ArchConfig, SearchSpace
+
+if TYPE_CHECKING:
+    from nas.tasks.base import Task
 
 SCHEDULES = ("sandwich", "progressive", "sorted")
 OPTIMIZERS = ("sgd", "adamw")
@@ -36,6 +42,8 @@ TEACHERS = ("inplace", "initial")
 ELASTIC_KINDS = ("resolution", "kernel", "depth", "expand")
 # fields that may change on --resume without changing what is computed
 RESUMABLE_CHANGES = ("device", "checkpoint_every", "eval_bn_batches", "eval_max_batches")
+# fields whose default (``None``) is the task's (``Task.train_defaults``), set by ``resolved``
+TASK_DEFAULTED = ("optimizer", "lr", "weight_decay")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +133,11 @@ class TrainConfig:
         optimizer: ``sgd`` (Nesterov momentum) or ``adamw``.
         momentum: SGD momentum.
         weight_decay: applied to weights only, never to norms or biases.
+
+            ``lr``, ``optimizer`` and ``weight_decay`` left ``None`` take the task's defaults
+            (:meth:`resolved`, which training calls; the run records the values used):
+            classification SGD, lr 0.05, weight decay 3e-5; language modelling AdamW,
+            lr 3e-3, weight decay 0.01.
         warmup_epochs: linear warm-up of the first phase, then cosine decay to zero.
         label_smoothing: of the cross-entropy on the true labels.
         num_random: random subnets per sandwich step (between the largest and the smallest).
@@ -142,15 +155,18 @@ class TrainConfig:
         eval_bn_batches: BN recalibration batches for each end-of-epoch evaluation.
         eval_max_batches: validation batches per end-of-epoch evaluation (``None``: all).
         grad_clip: clip the gradient norm to this value (``None``: no clipping).
+        largest_weight: ``sandwich`` and ``sorted``: the weight of the largest subnet's loss
+            in each step's sum (every other subnet weighs 1). Above 1 it keeps the largest,
+            the in-place teacher, from being slowed down by the smaller subnets' gradients.
     """
 
     schedule: str = "sandwich"
     epochs: int = 5
     batch_size: int = 64
-    lr: float = 0.05
-    optimizer: str = "sgd"
+    lr: float | None = None
+    optimizer: str | None = None
     momentum: float = 0.9
-    weight_decay: float = 3e-5
+    weight_decay: float | None = None
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
     num_random: int = 2
@@ -166,11 +182,12 @@ class TrainConfig:
     eval_bn_batches: int = 10
     eval_max_batches: int | None = None
     grad_clip: float | None = None
+    largest_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
-        if self.optimizer not in OPTIMIZERS:
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             raise ConfigError(
                 f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}"
             )
@@ -189,12 +206,16 @@ class TrainConfig:
                 f"num_nested must be an int >= 2 (the largest and at least one smaller "
                 f"sub-model), got {self.num_nested!r}"
             )
-        for name in ("lr",):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.lr is not None and not self.lr > 0:
+            raise ConfigError(f"lr must be > 0 (or None: the task's default), got {self.lr!r}")
         for name in ("weight_decay", "warmup_epochs", "kd_ratio", "momentum"):
-            if not getattr(self, name) >= 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not (value is None and name == "weight_decay") and not value >= 0:
+                raise ConfigError(f"{name} must be >= 0, got {value!r}")
+        if not self.largest_weight > 0:
+            raise ConfigError(f"largest_weight must be > 0, got {self.largest_weight!r}")
+        if self.largest_weight != 1.0 and self.schedule == "progressive":
+            raise ConfigError("largest_weight is only used by schedule='sandwich' or 'sorted'")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if self.teacher not in TEACHERS:
@@ -207,19 +228,48 @@ class TrainConfig:
             if self.schedule != "progressive":
                 raise ConfigError("phases are only used by schedule='progressive'")
             object.__setattr__(self, "phases", tuple(self.phases))
-        self.resolved_phases()  # validates the progressive split
+        self._phases(1.0)  # validates the progressive split (whatever the lr)
+
+    def resolved(self, task: Task | str) -> TrainConfig:
+        """This config with each of :data:`TASK_DEFAULTED` left ``None`` set to ``task``'s
+        default (a :class:`~nas.tasks.Task` or its name; see ``Task.train_defaults``).
+
+        Example:
+            >>> TrainConfig(lr=1e-3).resolved("language_modelling").optimizer   # 'adamw'
+        """
+        if isinstance(task, str):
+            from nas.tasks.registry import create_task
+
+            task = create_task(task)
+        defaults: Mapping[str, Any] = task.train_defaults
+        missing = [k for k in TASK_DEFAULTED if defaults.get(k) is None]
+        if missing:
+            raise ConfigError(f"task {task.name!r}: train_defaults lacks {missing}; it must "
+                              f"give {list(TASK_DEFAULTED)}")
+        unset = {k: defaults[k] for k in TASK_DEFAULTED if getattr(self, k) is None}
+        return dataclasses.replace(self, **unset) if unset else self
 
     def resolved_phases(self) -> tuple[Phase, ...]:
-        """The phases this config trains (``sandwich``, ``sorted``: one, all dimensions elastic)."""
+        """The phases this config trains (``sandwich``, ``sorted``: one, all dimensions elastic).
+
+        Raises:
+            ConfigError: ``lr`` is still ``None`` (call :meth:`resolved` first).
+        """
+        if self.lr is None:
+            raise ConfigError("lr is None (the task's default): resolve the config first, "
+                              "TrainConfig.resolved(task)")
+        return self._phases(self.lr)
+
+    def _phases(self, lr: float) -> tuple[Phase, ...]:
         if self.schedule in ("sandwich", "sorted"):
-            return (Phase(name=self.schedule, elastic=(), epochs=self.epochs, lr=self.lr),)
+            return (Phase(name=self.schedule, elastic=(), epochs=self.epochs, lr=lr),)
         if self.phases is not None:
             return self.phases
-        return default_phases(self.epochs, self.lr)
+        return default_phases(self.epochs, lr)
 
     def total_epochs(self) -> int:
         """Epochs over all phases."""
-        return sum(p.epochs for p in self.resolved_phases())
+        return sum(p.epochs for p in self._phases(1.0))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (``supernet/config.json``); :meth:`from_dict` reads it back."""

@@ -91,7 +91,7 @@ class TrainLoop:
         self.task = task
         self.space = supernet.space
         self.train_data, self.val_data = train_data, val_data
-        self.config = config
+        self.config = config = config.resolved(task)
         self.run = run
         self.rank, self.world_size = rank, world_size
         self.reduce_grads = reduce_grads
@@ -179,6 +179,7 @@ class TrainLoop:
         """The phase's optimizer and warm-up + cosine schedule (momentum starts afresh)."""
         phase = self.phases[index]
         config = self.config
+        assert config.weight_decay is not None  # resolved in __init__
         groups = param_groups(self.net, config.weight_decay)
         if config.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(
@@ -285,7 +286,8 @@ class TrainLoop:
                     loss = loss + config.kd_ratio * self.task.distillation_loss(
                         logits, soft_targets, temperature=config.kd_temperature
                     )
-            self.scaler.scale(loss).backward()
+            weight = config.largest_weight if i == 0 and config.schedule != "progressive" else 1.0
+            self.scaler.scale(loss * weight if weight != 1.0 else loss).backward()
             losses.append(loss.detach())
             if config.schedule in ("sandwich", "sorted") and i == 0 and config.teacher != "initial":
                 soft_targets = logits.detach()  # the largest teaches the rest in place

@@ -3,7 +3,9 @@
 Each elastic block ``s<i>.b<j>`` is one group: its expand, depthwise and project
 convolutions (weights per channel, inputs and BN-folded outputs per tensor). The stem, the
 fixed first block, the head convolutions, the classifier and the squeeze-excite convs stay
-float32.
+float32. For latency lookup tables, each block's ``mbconv`` spec is the group's layer
+(:func:`block_groups`), and its module's expand, depthwise and project conv weights are what
+a quantized spec quantizes (:func:`mbconv_weights`).
 
 Example:
     >>> groups = supernet.quant_groups(arch)      # {"s1.b0": [QuantLayer, ...], ...}
@@ -11,9 +13,17 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from nas.quantization.support import QuantLayer, QuantSupport, register_quant_support
+from nas.quantization.layers import LayerGroups, register_layer_groups
+from nas.quantization.space import policy_of
+from nas.quantization.support import (
+    FLOAT_BITS,
+    QuantLayer,
+    QuantSupport,
+    register_quant_support,
+)
 from nas.space import ArchConfig, SearchSpace
 
 FIRST_STATIC_BLOCK = 1  # blocks.0 of the extracted net is the fixed first block
@@ -51,7 +61,7 @@ def group_weights(space: SearchSpace, arch: ArchConfig) -> dict[str, int]:
     specs = iter(layers(space, arch, 1)[2:])  # after the stem and the first block
     values = arch.to_dict()
     out = {}
-    for stage in [n.removesuffix(".depth") for n in space.names if n.endswith(".depth")]:
+    for stage in _stages(space):
         for b in range(int(values[f"{stage}.depth"])):
             s = next(specs)
             mid = int(s.mid_channels or 0)
@@ -60,4 +70,33 @@ def group_weights(space: SearchSpace, arch: ArchConfig) -> dict[str, int]:
     return out
 
 
+def _stages(space: SearchSpace) -> list[str]:
+    return [n.removesuffix(".depth") for n in space.names if n.endswith(".depth")]
+
+
+def block_groups(space: SearchSpace, arch: ArchConfig, specs: Sequence[Any]) -> list[str | None]:
+    """The policy group of each of ``arch``'s layer specs: ``s<i>.b<j>`` for the elastic
+    blocks' ``mbconv`` specs (after the stem and the first block), ``None`` for the rest."""
+    values = arch.to_dict()
+    blocks = [f"{stage}.b{b}" for stage in _stages(space)
+              for b in range(int(values[f"{stage}.depth"]))]
+    first = 1 + FIRST_STATIC_BLOCK  # the stem conv, then the fixed first block
+    return [None] * first + blocks + [None] * (len(specs) - first - len(blocks))
+
+
+def spec_bits(space: SearchSpace, arch: ArchConfig, specs: Sequence[Any]) -> list[int]:
+    """The bits of each of ``arch``'s layer specs: its block's under the policy, 32 outside
+    the elastic blocks."""
+    policy = policy_of(space, arch)
+    return [policy.get(g, FLOAT_BITS) if g else FLOAT_BITS
+            for g in block_groups(space, arch, specs)]
+
+
+def mbconv_weights(spec: Any) -> list[str]:
+    """The conv weights of an ``mbconv`` spec's module that its group's precision quantizes."""
+    expand = ["expand.conv.weight"] if spec.mid_channels != spec.in_channels else []
+    return [*expand, "depthwise.conv.weight", "project.conv.weight"]
+
+
 register_quant_support("mobilenetv3", QuantSupport(bits=(8, 32), weights=group_weights))
+register_layer_groups("mobilenetv3", LayerGroups(bits=spec_bits, weights=mbconv_weights))

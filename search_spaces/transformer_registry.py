@@ -15,6 +15,7 @@ from typing import Any
 
 from nas.registry import register_space
 from nas.space import ArchConfig, SearchSpace
+from search_spaces import transformer_quant  # noqa: F401  (registers quantization support)
 from search_spaces.transformer_space import TransformerPlan
 
 

@@ -110,7 +110,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("fit-no-samples", [*F], "samples"),
     ("fit-unknown-metric", [*F, "--metric", "beauty"], "beauty"),
     ("fit-unknown-predictor", [*F, "--predictor", "oracle"], "oracle"),
-    ("fit-unknown-encoder", [*F, "--encoder", "morse"], "samples"),  # samples checked first
+    ("fit-unknown-encoder", [*F, "--encoder", "morse"], "morse"),  # before the samples
     ("fit-metric-too-long", [*F, "--metric", LONG], "metric"),
     ("predictors-no-command", ["predictors", "bogus"], "invalid choice"),
     # ---------------------------------------------------------------- train
@@ -196,6 +196,12 @@ CASES: list[tuple[str, list[str], str]] = [
 SLOW_CASES = {"search-address-dead-port"}
 CASES.append(("search-address-dead-port", ["search", "--run", "{run}", "--profiles",
                                            "tiny_fast", "--address", "127.0.0.1:9"], "address"))
+CASES += [
+    ("train-weight-decay-negative", [*T, "--weight-decay", "-1"], "weight_decay"),
+    ("train-optimizer-unknown", [*T, "--optimizer", "adam"], "--optimizer"),
+    ("fit-unknown-encoder-and-predictor", [*F, "--predictor", "rf", "--encoder", "x"],
+     "--encoder"),
+]
 
 
 def fill(argv: list[str], inputs: dict[str, str]) -> list[str]:
@@ -239,3 +245,22 @@ def make_inputs(folder: Path) -> dict[str, str]:
             "bin": str(folder / "blob.bin"), "empty_csv": str(folder / "empty.csv"),
             "badarch_csv": str(folder / "badarch.csv"), "arch_csv": str(folder / "archs.csv"),
             "tmp": str(tmp)}
+
+
+# ------------------------------------------------ profile build with a quantization policy
+QB = ["profile", "build", "--space", "tiny+q8-32b", "--name", "pb", "--out", "{tmp}"]
+CASES += [
+    ("profile-build-bits-with-torch", [*B, "--bits", "32,8"], "--runtime onnxruntime"),
+    ("profile-build-bits-not-offered", [*B, "--bits", "32,4", "--runtime", "onnxruntime"],
+     "not offered"),
+    ("profile-build-bits-on-quantized-space", [*QB, "--bits", "8", "--runtime", "onnxruntime"],
+     "quantized already"),
+    ("profile-build-quantized-space-with-torch", QB, "int8 kernels"),
+]
+CASES += [  # size as a constraint and objectives of nas search (issue 14)
+    ("search-max-size-text", [*S, "--max-size", "big"], "--max-size"),
+    ("search-max-size-zero", [*S, "--max-size", "0"], "--max-size"),
+    ("search-objectives-unknown", [*S, "--objectives", "accuracy,beauty"], "beauty"),
+    ("search-objectives-direction", [*S, "--objectives", "accuracy:up"], "max|min"),
+    ("search-objectives-repeated", [*S, "--objectives", "size_bytes,size_bytes"], "distinct"),
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -51,9 +52,11 @@ def test_gpt_through_train_and_samples(tmp_path: Path) -> None:
     run = tmp_path / "gpt"
     data = DataSpec(data="pydoc", seq_len=32, limit=96, val_fraction=0.25)
     result = flow.train(run, "gpt_tiny", data=data,
-                        config=nas.TrainConfig(epochs=1, batch_size=16, lr=0.01, optimizer="adamw",
-                                               label_smoothing=0.0, eval_bn_batches=1))
+                        config=nas.TrainConfig(epochs=1, batch_size=16, label_smoothing=0.0,
+                                               eval_bn_batches=1))
     assert set(result.final["largest"]) == {"perplexity", "loss"}
+    used = json.loads((run / "supernet" / "config.json").read_text())["config"]
+    assert (used["optimizer"], used["lr"], used["weight_decay"]) == ("adamw", 3e-3, 0.01)
     samples = flow.collect_samples(run, 3, bn_batches=0)
     assert list(samples.frame.columns) == ["key", "arch", "perplexity", "loss"]
     assert (samples.values("perplexity") > 1).all()

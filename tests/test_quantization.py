@@ -115,6 +115,8 @@ def test_bad_input_one_clear_line_each() -> None:
     with pytest.raises(ConfigError, match=r"bits \(4,\) not offered.*allowed bits are \[8, 32\]"):
         quantized(nas.create_space("tiny"), bits=(4,))
     with pytest.raises(ConfigError, match="granularity must be one of"):
+        quantized(nas.create_space("tiny"), granularity="cell")
+    with pytest.raises(ConfigError, match="granularity 'layer' is not offered by family"):
         quantized(nas.create_space("tiny"), granularity="layer")
     with pytest.raises(ConfigError, match="quantized already"):
         quantized(nas.create_space("tiny+q8-32b"))
@@ -213,7 +215,7 @@ def test_ofa_mbv3_quant_groups_and_size() -> None:
     space = nas.create_space("ofa_mbv3_w1.0+q8-32b")
     supernet = nas.create_supernet(space.name, num_classes=10)
     arch = space.sample(np.random.default_rng(3))
-    groups = supernet.quant_groups(arch)
+    groups = quant_layers(supernet, arch)
     assert set(groups) == set(policy_of(space, arch))
     assert len(groups) == sum(int(arch[f"s{s}.depth"]) for s in range(1, 6))
     names = {layer.weight_name for layers in groups.values() for layer in layers}

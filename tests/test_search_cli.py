@@ -219,7 +219,8 @@ def test_search_with_macs_and_params_limits(
 
 @pytest.mark.parametrize(
     ("flag", "value"),
-    [("--max-macs", "lots"), ("--max-macs", "-5"), ("--max-params", "0"), ("--max-params", "nan")],
+    [("--max-macs", "lots"), ("--max-macs", "-5"), ("--max-params", "0"), ("--max-params", "nan"),
+     ("--max-size", "2X"), ("--max-size", "0k")],
 )
 def test_bad_count_limits_name_the_flag(
     tiny_run: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str
@@ -228,3 +229,31 @@ def test_bad_count_limits_name_the_flag(
     assert main([*args, flag, value]) == 2
     err = capsys.readouterr().err
     assert flag in err and repr(value) in err and "positive number" in err and "300M" in err
+
+
+def test_search_with_a_size_limit_and_size_as_an_objective(
+    tiny_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["search", "--run", str(tiny_run), "--profiles", "tiny_fast", "--searcher",
+                 "random", "--budget", "12", "--max-size", "60k", "--objectives",
+                 "accuracy,latency_ms,size_bytes:min", "--images", "16", "--bn-batches", "1",
+                 "--sequential", "--export-top", "-1", "--json"])
+    assert code == 0
+    row = json.loads(capsys.readouterr().out)["tiny_fast"]
+    trials = pd.read_csv(tiny_run / "search" / "tiny_fast" / "trials.csv")
+    assert (trials["size_bytes"] == 4 * trials["params"]).all()  # float32: 4 bytes a weight
+    assert (trials["feasible"] == (trials["size_bytes"] <= 60_000)).all()
+    assert 0 < trials["feasible"].sum() < 12 and row["size_bytes"] <= 60_000
+    plan = json.loads((tiny_run / "search" / "tiny_fast" / "plan.json").read_text())
+    assert plan["objectives"]["size_bytes"] == "min" and plan["sources"]["size_bytes"] == "counted"
+
+
+@pytest.mark.parametrize("value", ["beauty", "accuracy:up", "accuracy,accuracy"])
+def test_bad_objectives_name_the_flag_and_the_metrics(
+    tiny_run: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    args = ["search", "--run", str(tiny_run), "--profiles", "tiny_fast", "--sequential"]
+    assert main([*args, "--objectives", value]) == 2
+    err = capsys.readouterr().err
+    assert "--objectives" in err and "size_bytes" in err and len(err.strip().splitlines()) == 1
+    assert not (tiny_run / "search" / "tiny_fast" / "trials.csv").exists()

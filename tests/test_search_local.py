@@ -108,3 +108,17 @@ def test_mean_only_columns_leave_the_kernel_unchanged():
     plain.fit(X, y)
     # the extra columns explain what the one-hots cannot: a better fit of the training data
     assert np.mean((mean - y) ** 2) < np.mean((plain.predict(X)[0] - y) ** 2)
+
+
+def test_neighbour_rows_are_the_space_neighbours_of_active_dimensions():
+    searcher = create_searcher("local", _problem(), seed=0)
+    rng = np.random.default_rng(4)
+    sizes = np.array([len(c.values) for c in SPACE.choices])
+    for arch in SPACE.sample_many(10, rng):
+        row = SPACE.indices([arch], fill_inactive=False)[0]
+        rows = searcher.neighbour_rows(row)  # type: ignore[attr-defined]
+        active = canonical_rows(SPACE, row[None, :])[0] >= 0
+        assert len(rows) == int((sizes[active] - 1).sum())
+        changed = rows != row
+        assert np.all(changed.sum(1) == 1) and not changed[:, ~active].any()
+        assert SPACE.from_index_matrix(rows) == SPACE.neighbours(arch)

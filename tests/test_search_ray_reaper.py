@@ -100,5 +100,73 @@ def test_sigkilled_ray_search_leaves_no_ray_process(tmp_path: Path) -> None:
         same_session = [p for p in map(int, filter(str.isdigit, os.listdir("/proc")))
                         if session in _cmdline(p)]
         assert same_session == [], f"processes of {session} survive"
+        temp_dir = Path(session.split("/session_")[0])
+        assert temp_dir.name.startswith("nasray-")
+        deadline = time.monotonic() + 20
+        while temp_dir.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not temp_dir.exists(), f"{temp_dir} is left behind"
     finally:
         driver.kill()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the reaper needs Linux")
+def test_reaper_deletes_its_folder_when_the_driver_is_killed(tmp_path: Path) -> None:
+    """No Ray: ``--remove DIR`` deletes DIR once the descendants are ended."""
+    folder = tmp_path / "nasray-x"
+    (folder / "session").mkdir(parents=True)
+    driver_code = textwrap.dedent(
+        f"""
+        import subprocess, sys, time
+        subprocess.Popen([sys.executable, "-m", "nas.distributed.reaper", "--remove",
+                          {str(folder)!r}, "sleep", "300"], stdin=subprocess.PIPE)
+        time.sleep(300)
+        """
+    )
+    driver = subprocess.Popen([sys.executable, "-c", driver_code], stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        _wait_for(lambda: any("sleep 300" in _cmdline(p) for p in descendants(driver.pid)),
+                  60, driver)
+        assert folder.is_dir()
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(10)
+        deadline = time.monotonic() + 20
+        while folder.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not folder.exists()
+    finally:
+        driver.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_stopping_a_local_head_deletes_its_temp_dir(tmp_path: Path) -> None:
+    """After ``ray.shutdown()`` + ``stop_local_heads()``, and when the driver exits, the
+    head's ``/tmp/nasray-*`` folder is gone and nothing of that Ray runs."""
+    driver_code = textwrap.dedent(
+        """
+        from nas.distributed.head import local_heads, stop_local_heads
+        from nas.distributed.local import ensure_ray
+        ray = ensure_ray(num_cpus=1)
+        first = local_heads()[0].temp_dir
+        assert first.is_dir()
+        ray.shutdown()
+        stop_local_heads()
+        print(first, first.exists(), local_heads(), flush=True)
+        ray = ensure_ray(num_cpus=1)
+        assert ray.get(ray.put(7)) == 7
+        print(local_heads()[0].temp_dir, flush=True)
+        """
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", driver_code], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    first_line, second = done.stdout.split("\n")[:2]
+    first, exists, heads = first_line.split(" ", 2)
+    assert (exists, heads) == ("False", "[]") and first.startswith("/tmp/nasray-")
+    assert not Path(first).exists() and not Path(second).exists()
+    left = [p for p in map(int, filter(str.isdigit, os.listdir("/proc")))
+            if second in _cmdline(p) or first in _cmdline(p)]
+    assert left == [], f"processes of {second} survive"

@@ -126,3 +126,22 @@ def test_a_folder_or_binary_file_is_named(tmp_path: Path,
     binary.write_bytes(b"\xff\xfe\x00\x01")
     assert main(["stats", "--space", "tiny", "--archs", str(binary)]) == 2
     assert "b.csv: not a UTF-8 text CSV" in capsys.readouterr().err
+
+
+def test_stats_and_table_import_read_a_table_alike(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """One reader (nas.arch_table): ``read_arch_table`` takes what ``nas stats`` takes,
+    Python-literal tuples and ``[224]`` resolutions included."""
+    from nas.arch_table import read_arch_table
+
+    space = nas.create_space("ofa_mbv3_w1.0")
+    ofa = [space.to_ofa(a) for a in space.sample_many(3, np.random.default_rng(1))]
+    rows = [[json.dumps(o["ks"]), str(tuple(o["e"])), json.dumps(o["d"]), "[224]" if i else 224, i]
+            for i, o in enumerate(ofa)]
+    src = _write(tmp_path / "t.csv", ["ks", "e", "d", "r", "latency_ms"], rows)
+    archs, frame = read_arch_table(src, space, ["ks", "e", "d", "r"])
+    assert list(frame["latency_ms"]) == [0, 1, 2]
+    assert main(["stats", "--space", "ofa_mbv3_w1.0", "--archs", str(src), "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["macs"] for r in records] == [nas.count(space, a)["macs"] for a in archs]
+    assert [r["latency_ms"] for r in records] == ["0", "1", "2"]  # stats keeps the text

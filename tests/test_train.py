@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -61,7 +62,9 @@ def test_sandwich_run_writes_run_directory_and_refuses_overwrite(
     assert expected <= set(history[0])
     assert set(result.final) == {"smallest", "middle", "largest"}
     saved = json.loads((tmp_path / "run/supernet/config.json").read_text())
-    assert TrainConfig.from_dict(saved["config"]) == config and saved["space"] == "tiny"
+    recorded = TrainConfig.from_dict(saved["config"])  # the task's defaults, as used
+    assert recorded == config.resolved("classification") and saved["space"] == "tiny"
+    assert (recorded.optimizer, recorded.lr, recorded.weight_decay) == ("sgd", 0.05, 3e-5)
     weights = _weights(tmp_path / "run")
     assert any(not torch.equal(weights[k], start[k]) for k in start if k.endswith("weight"))
     with pytest.raises(ValueError, match="already holds a trained supernet"):
@@ -320,3 +323,35 @@ def test_progressive_resume_across_phases_is_bitwise_identical(
     assert resumed.steps == straight.steps == 12 and resumed.history == straight.history
     a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_unset_optimizer_lr_and_weight_decay_resolve_to_the_task_defaults() -> None:
+    lm = TrainConfig(epochs=2).resolved("language_modelling")
+    assert (lm.optimizer, lm.lr, lm.weight_decay) == ("adamw", 3e-3, 0.01) and lm.epochs == 2
+    image = TrainConfig().resolved(create_task("classification"))
+    assert (image.optimizer, image.lr, image.weight_decay) == ("sgd", 0.05, 3e-5)
+    given = TrainConfig(lr=0.02, optimizer="sgd").resolved("language_modelling")
+    assert (given.optimizer, given.lr, given.weight_decay) == ("sgd", 0.02, 0.01)
+    assert lm.resolved("classification") == lm  # resolved values are kept (exact resume)
+    assert TrainConfig.from_dict(json.loads(json.dumps(lm.to_dict()))) == lm
+    with pytest.raises(nas.ConfigError, match="lr is None"):
+        TrainConfig().resolved_phases()
+    with pytest.raises(nas.ConfigError, match="unknown task 'nope'"):
+        TrainConfig().resolved("nope")
+
+
+def test_train_help_names_each_task_default(capsys: pytest.CaptureFixture[str]) -> None:
+    from nas.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    sgd = re.search(r"SGD lr ([\d.e-]+) for image classification", text)
+    adamw = re.search(r"AdamW lr ([\d.e-]+) weight decay ([\d.e-]+) for language models", text)
+    assert sgd and adamw, text
+    image, lm = create_task("classification"), create_task("language_modelling")
+    assert image.train_defaults["optimizer"] == "sgd" and lm.train_defaults["optimizer"] == "adamw"
+    assert float(sgd[1]) == image.train_defaults["lr"]
+    assert (float(adamw[1]), float(adamw[2])) == (lm.train_defaults["lr"],
+                                                  lm.train_defaults["weight_decay"])
+    assert "--optimizer {sgd,adamw}" in text and "--weight-decay" in text

@@ -71,7 +71,7 @@ def test_is_nested_detects_an_unsorted_pair() -> None:
 
 def test_sorted_config_validation_and_round_trip() -> None:
     config = TrainConfig(schedule="sorted", num_nested=3, kd_ratio=0.0)
-    assert [p.name for p in config.resolved_phases()] == ["sorted"]
+    assert [p.name for p in config.resolved("classification").resolved_phases()] == ["sorted"]
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     bads: tuple[Any, ...] = (1, 0, 2.5, True)
     for bad in bads:
@@ -187,3 +187,63 @@ def test_gpt_tiny_trains_with_sorted_and_loss_goes_down(tmp_path: Path) -> None:
     final = result.final
     for name in ("smallest", "middle", "largest"):  # far better than uniform over 256 bytes
         assert final[name]["perplexity"] < 64, (name, final[name])
+
+
+@pytest.mark.parametrize("schedule", ["sandwich", "sorted"])
+def test_largest_weight_scales_only_the_largest_subnets_loss(
+    schedule: str, digits: tuple, tmp_path: Path
+) -> None:
+    """One step == largest_weight x largest CE + each other (CE + KD to the largest), summed."""
+    from nas.data import resize
+    from nas.evaluation import arch_resolution
+    from nas.tasks.classification import soft_cross_entropy
+
+    torch.manual_seed(0)
+    net = make_tiny()
+    twin = copy.deepcopy(net)
+    config = TrainConfig(schedule=schedule, num_nested=3, num_random=1, batch_size=16, seed=2,
+                         kd_ratio=0.5, largest_weight=3.0)
+    trainer = _loop(net, digits, config, tmp_path / "run")
+    trainer._start_phase(0)
+    x, y = digits[0].batch(np.arange(16))
+    archs = trainer._step_archs(trainer.phases[0], np.random.default_rng([2, 7, 0]))
+    assert archs[0] == net.space.largest() and len(archs) == 3
+    torch.manual_seed(1)
+    trainer.train_step(x, y, trainer.phases[0])
+
+    torch.manual_seed(1)
+    teacher = None
+    for arch in archs:
+        twin.set_active(arch)
+        logits = twin(resize(x, arch_resolution(twin.space, arch)))
+        loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.1)
+        if teacher is None:
+            loss, teacher = 3.0 * loss, logits.detach()
+        else:
+            loss = loss + 0.5 * soft_cross_entropy(logits, teacher, 1.0)
+        loss.backward()
+    for (name, p), q in zip(net.named_parameters(), twin.parameters(), strict=True):
+        assert (p.grad is None) == (q.grad is None), name
+        if p.grad is not None and q.grad is not None:
+            assert torch.allclose(p.grad, q.grad, atol=1e-6), name
+
+
+def test_largest_weight_validation_round_trip_and_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = TrainConfig(schedule="sorted", largest_weight=4.0)
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert config.differences(TrainConfig(schedule="sorted")) == ["largest_weight"]
+    for bad in (0.0, -1.0):
+        with pytest.raises(ConfigError, match=rf"largest_weight must be > 0, got {bad!r}"):
+            TrainConfig(largest_weight=bad)
+    with pytest.raises(ConfigError, match="largest_weight is only used by schedule='sandwich'"):
+        TrainConfig(schedule="progressive", epochs=4, largest_weight=2.0)
+    from nas.cli import main
+
+    argv = ["train", "--space", "tiny", "--data", "digits", "--limit", "120", "--epochs", "1",
+            "--batch-size", "32", "--largest-weight", "4", "--runs-dir", str(tmp_path)]
+    assert main([*argv, "--run", "r", "--json"]) == 0
+    capsys.readouterr()
+    saved = json.loads((tmp_path / "r/supernet/config.json").read_text())["config"]
+    assert saved["largest_weight"] == 4.0

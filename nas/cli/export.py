@@ -22,7 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Extract a subnet of a profile's search from the trained supernet and write it to "
             "RUN/exports/PROFILE/KEY/ with its search metrics (and, with --measure, its "
-            "accuracy measured now with BN recalibration) in metrics.json."
+            "accuracy measured now with BN recalibration) in metrics.json. In a run on a "
+            "quantized space (e.g. tiny+q8-32b) model.onnx is quantized by the subnet's policy "
+            "(QDQ, calibrated on the run's training data; model_float.onnx beside it), "
+            "arch.json records the policy, and --measure measures the accuracy fake-quantized "
+            "and times the quantized model in ONNX Runtime (latency_ms_onnx)."
         ),
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,

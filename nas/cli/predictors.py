@@ -66,6 +66,14 @@ def _check_collect(args: argparse.Namespace) -> None:
         check_device(args.device)
 
 
+def _check_fit(args: argparse.Namespace) -> None:
+    """The names ``fit`` is given, before any file is read (one-line errors)."""
+    from predictors import ENCODERS
+
+    if args.encoder is not None and args.encoder not in ENCODERS:
+        raise UsageError(f"--encoder {args.encoder!r}: unknown; encoders are {list(ENCODERS)}")
+
+
 def check_device(text: str) -> str:
     """``text`` if torch can parse it as a device (``cpu``, ``cuda:0``, ...)."""
     import torch
@@ -103,6 +111,7 @@ def run_collect(args: argparse.Namespace) -> int:
 def run_fit(args: argparse.Namespace) -> int:
     from nas.flow import fit_predictor
 
+    _check_fit(args)
     run = resolve_run(args.run, args.runs_dir, writable=True)
     report = fit_predictor(run, metric=args.metric, predictor=args.predictor,
                            encoder=args.encoder, folds=args.folds, seed=args.seed)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.cli import UsageError
+from nas.cli.bits import add_bits_options, space_with_bits
 from nas.errors import NasError
 from nas.hardware.profile import (
     DTYPES,
@@ -39,12 +40,15 @@ def register(sub: argparse._SubParsersAction) -> None:
             "example: nas profile build --space ofa_mbv3_w1.0 --name here_cpu1 --threads 1 "
             "--rounds 3 --clock thread_cpu --statistic min_ms --validate 50\n"
             "         nas profile build --space gpt_tiny --name here_gpt --num-classes 256 "
-            "--seq-len 128 --validate 50"
+            "--seq-len 128 --validate 50\n"
+            "         nas profile build --space tiny --name here_q8 --runtime onnxruntime "
+            "--bits 32,8 --num-classes 10 --validate 20"
         ),
     )
     b.add_argument("--space", required=True)
     b.add_argument("--name", required=True, help="profile name (file stem)")
     b.add_argument("--runtime", default="torch", choices=["torch", "onnxruntime"])
+    add_bits_options(b)
     _measure_options(b)
     b.add_argument("--kind", default="cpu", choices=KINDS)
     b.add_argument("--device-name", default="", help="the device in words (default: this CPU)")
@@ -87,6 +91,7 @@ def _add_measure(verbs: argparse._SubParsersAction) -> None:
                    "would teach the profile's model most (not random), to measure on the device")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--runtime", default="", help="default: the profile's runtime")
+    add_bits_options(m)
     _measure_options(m)
     m.add_argument("--csv", default="", help="write arch keys, measured and predicted ms here")
     m.add_argument("--json", action="store_true", help="machine-readable output")
@@ -214,9 +219,10 @@ def run_build(args: argparse.Namespace) -> int:
     if args.validate and args.validate < 4:
         raise UsageError(f"--validate must be 0 or at least 4, got {args.validate}")
     timing = _timing(args, args.runtime)
+    space = space_with_bits(args, args.runtime)
     bar = _bar(0, "layers")
     try:
-        path = build_profile(resolve_space(args.space), args.name, out=_out(args),
+        path = build_profile(space, args.name, out=_out(args),
                              timing=timing, kind=args.kind, device_name=args.device_name,
                              partial=args.partial or None, progress=_progress(bar))
     finally:
@@ -225,7 +231,7 @@ def run_build(args: argparse.Namespace) -> int:
     if args.validate:
         bar = _bar(args.validate, "subnets")
         try:
-            result = validate_profile(args.space, path, n=args.validate, timing=timing,
+            result = validate_profile(space, path, n=args.validate, timing=timing,
                                       fit_correction=True, progress=_progress(bar))
         finally:
             bar.close()
@@ -237,13 +243,14 @@ def run_measure(args: argparse.Namespace) -> int:
     from nas.flow import validate_profile
 
     profile = load_profile(args.profile)
-    space = resolve_space(args.space)
+    runtime = args.runtime or profile.runtime
+    space = space_with_bits(args, runtime)
     if args.suggest is not None:
         return _suggest(args, profile, space)
     bar = _bar(args.n, "subnets")
     try:
         result = validate_profile(space, args.profile, n=args.n, seed=args.seed,
-                                  timing=_timing(args, args.runtime or profile.runtime),
+                                  timing=_timing(args, runtime),
                                   csv=args.csv or None, progress=_progress(bar))
     finally:
         bar.close()
@@ -342,7 +349,8 @@ def _print_selection(selection: dict[str, Any]) -> None:
 def _summary(profile: HardwareProfile) -> dict[str, Any]:
     return {
         "name": profile.name, "kind": profile.kind, "device": profile.device,
-        "runtime": profile.runtime, "batch_size": profile.batch_size,
+        "runtime": profile.runtime, "runtime_version": profile.runtime_version,
+        "batch_size": profile.batch_size,
         "seq_len": profile.seq_len,
         "spaces": {
             s: {"lut_layers": len(m.lut), "predictor": (m.predictor or {}).get("predictor"),
@@ -379,7 +387,10 @@ def run_show(args: argparse.Namespace) -> int:
         return 0
     for key in ("name", "kind", "device", "runtime", "batch_size", "seq_len", "source",
                 "licence"):
-        print(f"{key:<11}{summary[key]}")
+        value = summary[key]
+        if key == "runtime" and summary["runtime_version"]:
+            value = f"{value} {summary['runtime_version']}"
+        print(f"{key:<11}{value}")
     for space, m in summary["spaces"].items():
         scores = ", ".join(f"{k} {v:.3g}" for k, v in m["validation"].items())
         print(f"space      {space}: {m['lut_layers']} LUT layers, predictor {m['predictor']}; "

@@ -16,6 +16,8 @@ EXAMPLE = """example: (on the run 'nas demo --quick --name demo-quick' leaves)
       --max-latency 12 --max-latency-for nb201_samsung_s7=8 --searcher evolution --budget 200
   nas search --run runs/demo-quick --profiles nb201_1080ti_1 --max-macs 30M --max-params 1M
   nas search --run runs/demo-quick --profiles nb201_silver_4114 --latency-quantile 0.3 --sequential
+  nas search --run runs/demo-quick --profiles nb201_1080ti_1 --max-size 2M --searcher nsga2 \\
+      --objectives accuracy,latency_ms,size_bytes
 """
 
 
@@ -90,6 +92,19 @@ def _limit_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="parameter-count limit, all profiles; a number such as 5e6 or 5M",
     )
+    p.add_argument(
+        "--max-size",
+        default=None,
+        help="model-size limit in bytes (weights at their bits; 4 per parameter without a "
+        "quantization policy), all profiles; e.g. 2e6 or 2M",
+    )
+    p.add_argument(
+        "--objectives",
+        default=None,
+        help="comma-separated objectives, each METRIC or METRIC:max|min, of the task metric, "
+        "latency_ms, params, macs, size_bytes (default: the task metric and latency_ms; "
+        "directions default to the task's, min for the others)",
+    )
 
 
 def _check_mode(args: argparse.Namespace) -> None:
@@ -161,11 +176,39 @@ def _shared_constraints(args: argparse.Namespace) -> dict[str, float]:
     for flag, metric, text in (
         ("--max-macs", "macs", args.max_macs),
         ("--max-params", "params", args.max_params),
+        ("--max-size", "size_bytes", args.max_size),
     ):
         value = parse_count(flag, text)
         if value is not None:
             out[metric] = value
     return out
+
+
+def parse_objectives(text: str | None, task_objectives: dict[str, str],
+                     allowed: tuple[str, ...]) -> dict[str, str] | None:
+    """``"accuracy,latency_ms,size_bytes:min"`` as ``{metric: direction}`` (None stays None):
+    a bare name takes the task's direction, else ``min``."""
+    if text is None:
+        return None
+    out: dict[str, str] = {}
+    for item in (i.strip() for i in text.split(",")):
+        name, sep, direction = item.partition(":")
+        direction = direction if sep else task_objectives.get(name, "min")
+        if name not in allowed or direction not in ("max", "min") or name in out:
+            raise UsageError(
+                f"--objectives {text!r}: {item!r} is not METRIC or METRIC:max|min with a "
+                f"distinct METRIC in {list(allowed)}"
+            )
+        out[name] = direction
+    return out
+
+
+def _objectives(args: argparse.Namespace, run_dir: Any) -> dict[str, str] | None:
+    from nas.devices import COUNTED
+
+    task = run_dir.task
+    return parse_objectives(args.objectives, task.objectives(),
+                            (*task.metrics, "latency_ms", *COUNTED))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -185,12 +228,13 @@ def run(args: argparse.Namespace) -> int:
     formats = [f for f in args.formats.split(",") if f]
     if args.export_top >= 0:  # the export runs after the search: check its formats first
         check_formats(formats)
+    shared, objectives = _shared_constraints(args), _objectives(args, run_dir)
     if args.latency_quantile is not None:
         quantile = latency_limits(run_dir, profiles, args.latency_quantile, seed=args.seed)
         limits = {p: limits.get(p, {"latency_ms": v}) for p, v in quantile.items()}
     plan = DevicePlan(searcher=args.searcher, budget=args.budget, seed=args.seed,
                       batch_size=args.batch_size, constraints=limits,
-                      shared_constraints=_shared_constraints(args))
+                      shared_constraints=shared, objectives=objectives)
     with progress_bar(total=len(profiles), desc="profiles searched", disable=args.json,
                       delay=1.0) as bar:
         results = search_run(run_dir, profiles, plan, accuracy=args.accuracy,
@@ -220,12 +264,15 @@ def _print(run_dir: Path, results: dict[str, Any], exported: list[Path], *,
         print(json.dumps(summary, indent=2, default=str))
         return
     metric = next(iter(results.values())).problem.objectives.names[0]
-    print(f"{'profile':<24}{metric:>10}{'latency_ms':>12}{'front':>7}  key")
+    sized = any("size_bytes" in row for row in summary.values())
+    print(f"{'profile':<24}{metric:>10}{'latency_ms':>12}" + (f"{'size_bytes':>12}" if sized
+                                                            else "") + f"{'front':>7}  key")
     for profile, row in summary.items():
         if "error" in row:
             print(f"{profile:<24}  {row['error']}")
             continue
+        size = f"{row.get('size_bytes', float('nan')):>12,.0f}" if sized else ""
         print(f"{profile:<24}{row.get(metric, float('nan')):>10.2f}"
-              f"{row.get('latency_ms', float('nan')):>12.3f}{row['front']:>7}  {row['key']}")
+              f"{row.get('latency_ms', float('nan')):>12.3f}{size}{row['front']:>7}  {row['key']}")
     print(f"trials and pareto.png in {run_dir}/search/<profile>/"
           + (f"; exports in {run_dir}/exports/" if exported else ""))

@@ -17,23 +17,21 @@ recorded in a ``seq_len`` column, and ``--num-classes`` is the vocabulary size.
 from __future__ import annotations
 
 import argparse
-import ast
 import csv
 import io
 import json
 import sys
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from nas.arch_table import arch_columns, archs_of_rows, read_rows
 from nas.cli import UsageError
 from nas.counting import count_many
 from nas.registry import create_space
 from nas.rundir import atomic_write_text
 from nas.sequence import is_sequence_space, sequence_length
-from nas.space import ArchConfig, InvalidArchError, SearchSpace
+from nas.space import SearchSpace
 
-OFA_FIELDS = ("ks", "e", "d", "w", "r", "image_size")
 COUNTED = ("params", "macs")
 
 
@@ -64,14 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     space = create_space(args.space)
-    header, rows = _read_csv(args.archs)
-    reader = _row_reader(space, header)
-    archs = []
-    for i, row in enumerate(_progress(rows, "parsing", enabled=args.out is not None), start=1):
-        try:
-            archs.append(reader(row))
-        except (InvalidArchError, ValueError, SyntaxError) as exc:
-            raise UsageError(f"{args.archs}: row {i} (line {i + 1}): {exc}") from None
+    header, rows = read_rows(args.archs)
+    columns = arch_columns(space, header)
+    parsing = _progress(rows, "parsing", enabled=args.out is not None)
+    archs = archs_of_rows(args.archs, space, parsing, columns)
     num_classes, seq_len = _sizes(space, args)
     counts: list[dict[str, int]] = count_many(space, archs, num_classes=num_classes,
                                               seq_len=seq_len)
@@ -107,91 +101,6 @@ def _sizes(space: SearchSpace, args: argparse.Namespace) -> tuple[int, int | Non
         raise UsageError(f"space {space.name!r} is a language model: give --num-classes VOCAB, "
                          "its vocabulary size (e.g. 256 for bytes, 50257 for GPT-2)")
     return args.num_classes, sequence_length(space, args.seq_len)
-
-
-def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    if path.is_dir():
-        raise UsageError(f"{path}: is a folder; --archs takes a CSV file")
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            header = list(reader.fieldnames or [])
-            rows = list(reader)
-    except UnicodeDecodeError as exc:
-        raise UsageError(
-            f"{path}: not a UTF-8 text CSV ({exc.reason} at byte {exc.start})"
-        ) from None
-    if not header:
-        raise UsageError(f"{path}: empty CSV (no header row)")
-    return header, rows
-
-
-def _row_reader(space: SearchSpace, header: Sequence[str]) -> Any:
-    """A function row -> ArchConfig for the form of ``header``."""
-    columns = set(header)
-    if "arch" in columns:
-        return lambda row: _from_arch_cell(space, row["arch"])
-    if set(space.names) <= columns:
-        lookups = [(c.name, {str(v): v for v in c.values}) for c in space.choices]
-
-        def dotted(row: Mapping[str, str]) -> ArchConfig:
-            values = {}
-            for name, lookup in lookups:
-                text = (row[name] or "").strip()
-                value = lookup.get(text)
-                if value is None:
-                    value = lookup.get(_normalise_number(text), text)
-                values[name] = value
-            return space.arch(values)
-
-        return dotted
-    present = [f for f in OFA_FIELDS if f in columns]
-    if len(present) >= 3:
-        return lambda row: space.from_ofa(
-            {f: _parse_list(f, row[f]) for f in present if row[f] not in (None, "")}
-        )
-    raise UsageError(
-        f"cannot tell the architecture format from the CSV header {list(header)}; expected an "
-        f"'arch' column, OFA columns {list(OFA_FIELDS)}, or the space's dimensions "
-        f"({', '.join(space.names[:3])}, ...)"
-    )
-
-
-def _from_arch_cell(space: SearchSpace, text: str | None) -> ArchConfig:
-    text = (text or "").strip()
-    if not text:
-        raise InvalidArchError("field 'arch' is empty")
-    if text.startswith("{"):
-        return space.from_json(text)
-    parse = getattr(space, "parse", None)
-    if parse is None:
-        raise InvalidArchError(
-            f"field 'arch' must hold architecture JSON for space {space.name!r}, got {text[:40]!r}"
-        )
-    result: ArchConfig = parse(text)
-    return result
-
-
-def _parse_list(field: str, text: str) -> Any:
-    """``"[3, 5]"``, ``"[224]"`` or ``"224"`` as a Python value (JSON or Python literal)."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        raise InvalidArchError(f"field {field!r}: cannot read {text[:40]!r} as a list") from None
-
-
-def _normalise_number(text: str) -> str:
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return str(int(number)) if number.is_integer() else str(number)
 
 
 def _format(header: list[str], records: list[dict[str, Any]], *, as_json: bool) -> str:

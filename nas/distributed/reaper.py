@@ -6,11 +6,13 @@ process Ray starts, including the ones that detach into their own session (worke
 their parent (agents), stays a descendant of the reaper. The driver holds the write end of
 the reaper's stdin; the kernel closes it when the driver dies, even on SIGKILL, so the reaper
 reads EOF and ends every descendant (SIGTERM, then SIGKILL after a grace period, repeated until
-none is left). It also ends everything when ``CMD`` exits on its own.
+none is left). It also ends everything when ``CMD`` exits on its own. With ``--remove DIR``
+it then deletes ``DIR`` (the local Ray's temp dir: sockets, session logs).
 
 Example:
-    >>> proc = subprocess.Popen([sys.executable, "-m", "nas.distributed.reaper", "ray", "start",
-    ...                          "--head", "--block"], stdin=subprocess.PIPE)
+    >>> proc = subprocess.Popen([sys.executable, "-m", "nas.distributed.reaper", "--remove",
+    ...                          "/tmp/nasray-x", "ray", "start", "--head", "--block"],
+    ...                         stdin=subprocess.PIPE)
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import contextlib
 import ctypes
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -103,9 +106,9 @@ def end_descendants(rounds: int = 10) -> None:
         _reap()
 
 
-def watch(cmd: list[str]) -> int:
+def watch(cmd: list[str], remove: Path | None = None) -> int:
     """Run ``cmd`` until stdin reaches EOF (the driver died) or ``cmd`` exits; then end every
-    descendant."""
+    descendant and delete the folder ``remove`` (e.g. the Ray's temp dir)."""
     become_subreaper()
     signal.signal(signal.SIGTERM, lambda *_: None)  # a stray SIGTERM must not skip the cleanup
     child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
@@ -118,8 +121,17 @@ def watch(cmd: list[str]) -> int:
             _reap()
     finally:
         end_descendants()
+        if remove is not None:
+            shutil.rmtree(remove, ignore_errors=True)
     return 0
 
 
+def main(argv: list[str]) -> int:
+    """``[--remove DIR] CMD...``: :func:`watch` ``CMD``, deleting ``DIR`` at the end."""
+    if argv[:1] == ["--remove"] and len(argv) > 2:
+        return watch(argv[2:], Path(argv[1]))
+    return watch(argv)
+
+
 if __name__ == "__main__":
-    sys.exit(watch(sys.argv[1:]))
+    sys.exit(main(sys.argv[1:]))

@@ -32,6 +32,7 @@ from nas.hardware.profile import (
     LatencyModel,
     Provenance,
     load_profile,
+    runtime_version,
     save_profile,
 )
 from nas.registry import resolve_space
@@ -132,11 +133,12 @@ def build_profile(
                          num_classes=timing.num_classes)
     notes = (f"{len(results)} layers, {timing.statistic} of {timing.rounds} x {timing.repeats} "
              f"runs after {timing.warmup} warm-up runs, clock {timing.clock}"
-             + (f", {timing.seq_len} tokens per sequence" if timing.seq_len else ""))
+             + (f", {timing.seq_len} tokens per sequence" if timing.seq_len else "")
+             + _precision_note(space))
     profile = HardwareProfile(
         name=name, kind=kind, device=device_name or _here(timing.device), runtime=timing.runtime,
-        batch_size=timing.batch_size, threads=timing.threads, dtype="float32",
-        seq_len=timing.seq_len or 0,
+        runtime_version=runtime_version(timing.runtime), batch_size=timing.batch_size,
+        threads=timing.threads, dtype="float32", seq_len=timing.seq_len or 0,
         provenance=Provenance(source=f"measured here with nas on {platform.node() or 'a host'}",
                               licence="CC0-1.0", notes=notes),
         latency={space.name: model},
@@ -144,6 +146,16 @@ def build_profile(
     path = save_profile(profile, out)
     partial.unlink(missing_ok=True)
     return path
+
+
+def _precision_note(space: SearchSpace) -> str:
+    """For a quantized space: which precisions the table's layers are timed at, and how."""
+    info = space.meta.get("quantization")
+    if not info:
+        return ""
+    return (f"; one entry per (layer, precision), bits {info['bits']}, timed as "
+            "nas.export_quantized deploys them (QDQ static, reduce_range "
+            f"{info.get('reduce_range', True)})")
 
 
 def validate_profile(
@@ -239,6 +251,7 @@ class DeviceInfo:
     kind: str = "cpu"
     device: str = ""
     runtime: str = "other"
+    runtime_version: str = ""
     batch_size: int = 1
     threads: int = 0
     dtype: str = "float32"
@@ -270,14 +283,15 @@ def import_profile(
         raise ConfigError("a profile needs its source and licence (who measured, under what)")
     profile = HardwareProfile(
         name=name, kind=info.kind, device=info.device or name, runtime=info.runtime,
-        batch_size=info.batch_size, threads=info.threads, dtype=info.dtype,
-        seq_len=info.seq_len,
+        runtime_version=info.runtime_version, batch_size=info.batch_size, threads=info.threads,
+        dtype=info.dtype, seq_len=info.seq_len,
         provenance=Provenance(source=info.source, licence=info.licence, notes=info.notes),
     )
     model = fit_latency_model(space, archs, np.asarray(latency_ms, dtype=float), **fit_options)
     target = Path(out) / f"{name}.json"
     if target.is_file():
         fields = {k: v for k, v in profile.to_dict().items() if k != "latency"}
+        fields["runtime_version"] = profile.runtime_version  # the new numbers' (may be "")
         profile = HardwareProfile.from_dict({**load_profile(target).to_dict(), **fields},
                                             source=str(target))
     return save_profile(profile.with_model(model), out), model
@@ -307,6 +321,7 @@ def measure_profile(
     measured = np.array([r[timing.statistic] for r in rows])
     run.write_samples(f"latency_{name}", archs, [{"latency_ms": v} for v in measured])
     info = DeviceInfo(kind="cpu", device=_here(timing.device), runtime=timing.runtime,
+                      runtime_version=runtime_version(timing.runtime),
                       batch_size=timing.batch_size, threads=timing.threads,
                       seq_len=timing.seq_len or 0,
                       source=f"measured here by nas ({n} whole subnets)", licence="CC0-1.0",

@@ -118,7 +118,9 @@ def search_run(
     Args:
         run: the run (trained, with a predictor of its task metric for ``predicted``).
         profiles: device profiles (the run's ``profiles/`` first, then the shipped ones).
-        plan: searcher, budget, constraints.
+        plan: searcher, budget, constraints and objectives (``size_bytes`` and the other
+            :data:`nas.devices.COUNTED` metrics are counted, e.g. ``shared_constraints=
+            {"size_bytes": 2e6}`` or ``objectives={..., "size_bytes": "min"}``).
         accuracy: ``predicted`` by the run's predictor, ``measured`` on the supernet (BN
             recalibrated), or ``auto`` (the predictor when the run has one).
         images: validation examples each measurement uses (``measured``).
@@ -135,7 +137,9 @@ def search_run(
     supernet, measured = None, None
     if not predicted:
         supernet, measured = _measured(run, images, bn_batches)
-    shared = {m: "counted" for m in plan.shared_constraints if m in COUNTED}
+    named = {*plan.shared_constraints, *(plan.objectives or {}),
+             *(m for p in profiles for m in plan.constraints_for(p))}
+    shared = {m: "counted" for m in COUNTED if m in named}
     sources = {metric: "predicted" if predicted else "measured", "latency_ms": "predicted",
                **shared}
     plan = replace(plan, info={"sources": sources, **dict(plan.info)})

@@ -4,7 +4,9 @@
 models), :func:`load_profile`, :func:`list_profiles`, :func:`save_profile`. ``measure``:
 :func:`measure_latency`. ``build``: :func:`build_lookup_table` over a space's distinct layers.
 ``inputs``: what layers and subnets are timed on (images, features, token ids; a language
-model at a sequence length, see :mod:`nas.sequence`).
+model at a sequence length, see :mod:`nas.sequence`). ``quantized``: a quantized space's
+layers (one entry per layer and precision) and subnets timed in ONNX Runtime as
+:func:`nas.export_quantized` deploys them.
 
 Example:
     >>> import nas

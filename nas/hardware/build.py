@@ -17,6 +17,10 @@ touches random layers rather than a run of similar ones (the layers are listed r
 resolution); keep the minimum over rounds, and give tiny layers more runs with
 ``min_time_s``.
 
+A quantized space (``nas.quantized``) has one entry per (layer, precision); in ONNX Runtime
+its layers and subnets are timed as :func:`nas.export_quantized` deploys them
+(:mod:`nas.hardware.quantized`); ``runtime="torch"`` refuses layers below 32 bits.
+
 Example:
     >>> specs = distinct_layers(space)
     >>> table = build_lookup_table(space, partial_path="runs/lut_partial.json", repeats=5)
@@ -36,7 +40,15 @@ import numpy as np
 
 from nas.errors import ConfigError
 from nas.hardware.inputs import layer_case, subnet_input
-from nas.hardware.measure import measure_latency
+from nas.hardware.measure import LatencyStats, measure_latency, measure_onnx
+from nas.hardware.quantized import (
+    check_layers,
+    check_subnets,
+    deployed_layer,
+    deployed_subnet,
+    deploys_quantized,
+    input_tensor,
+)
 from nas.registry import REGISTRY
 from nas.rundir import atomic_write_json, read_json
 from nas.sequence import sequence_length
@@ -124,8 +136,7 @@ def build_lookup_table(
 
     Args:
         space: the search space (its ``layers`` function must be registered).
-        runtime, batch_size, device, threads, warmup, repeats, clock: as in
-            :func:`nas.hardware.measure_latency`.
+        runtime, batch_size, device, threads, warmup, repeats, clock: as in measure_latency.
         num_classes: classifier width (vocabulary) used to describe the head.
         rounds: sweeps over all layers, each in its own random order (seeded by ``seed``);
             the stats merge them (median of medians, minimum).
@@ -142,6 +153,7 @@ def build_lookup_table(
                               "device": device, "threads": threads, "clock": clock,
                               "min_time_s": min_time_s}
     specs = distinct_layers(space, num_classes=num_classes)
+    exported = _layer_models(space, specs, runtime)
     partial = _PartialTable(partial_path, space, batch_size, timing, seq_len)
     done = partial.load(len(specs))
 
@@ -149,7 +161,7 @@ def build_lookup_table(
         if len(done.get(specs[i].key, [])) > r:
             return False  # timed before an interruption
         module, x = layer_case(specs[i], batch=batch_size, seq_len=seq_len)
-        stats = measure_latency(module, x, **timing)  # before the entry: an error leaves none
+        stats = _time_layer(space, specs[i], module, x, timing, exported, keep=rounds > 1)
         done.setdefault(specs[i].key, []).append(stats.to_dict())
         partial.save(done, force=False)
         return True
@@ -162,6 +174,35 @@ def build_lookup_table(
         partial.save(done, force=True)  # keep what was timed, for the resume
         raise
     return {s.key: _merge(done[s.key][:rounds]) for s in specs}
+
+
+def _layer_models(space: SearchSpace, specs: list[Any], runtime: str) -> dict[str, bytes] | None:
+    """Where a quantized space in ONNX Runtime keeps its layers' deployed ONNX models (``None``
+    for any other); refuses layers below 32 bits in any other runtime."""
+    check_layers(space, specs, runtime)
+    return {} if deploys_quantized(space, runtime) else None
+
+
+def _time_layer(
+    space: SearchSpace, spec: Any, module: Any, x: Any, timing: dict[str, Any],
+    exported: dict[str, bytes] | None, *, keep: bool,
+) -> LatencyStats:
+    """Time one layer (before its entry is made: an error leaves none): with ``exported`` (a
+    quantized space in ONNX Runtime) the ONNX model its quantized export deploys (kept in
+    ``exported`` for later rounds when ``keep``), else ``measure_latency``."""
+    if exported is None:
+        return measure_latency(module, x, **timing)
+    tensor = input_tensor(x)
+    data = exported.get(spec.key) or deployed_layer(space, spec, module, tensor)
+    if keep:
+        exported[spec.key] = data
+    return _time_onnx(data, tensor, timing, timing["warmup"])
+
+
+def _time_onnx(model: bytes, x: Any, timing: dict[str, Any], warmup: int) -> LatencyStats:
+    return measure_onnx(model, x, warmup=warmup, repeats=timing["repeats"],
+                        threads=timing["threads"], min_time_s=timing["min_time_s"],
+                        max_repeats=1000)
 
 
 class _PartialTable:
@@ -279,8 +320,11 @@ def measure_subnets(
     seed: int = 0,
     seq_len: int | None = None,
     keep_models: bool = True,
+    calibration: Any = None,
 ) -> list[dict[str, float]]:
-    """Time whole subnets end to end (``supernet.extract(arch)``), one stats dict per arch.
+    """Time whole subnets end to end (``supernet.extract(arch)``), one stats dict per arch;
+    a quantized space in ONNX Runtime: what ``export_quantized`` writes (module doc),
+    calibrated on the image set ``calibration`` (default random images).
 
     With ``rounds > 1`` the subnets stay built and are timed round-robin, each round in its
     own seeded random order (robust to a shared machine, see the module doc); the stats
@@ -298,6 +342,7 @@ def measure_subnets(
 
     if rounds < 1:
         raise ConfigError(f"rounds must be >= 1, got {rounds}")
+    deployed = _deploys_subnets(space, archs, runtime)
     seq_len = sequence_length(space, seq_len)
     supernet: Any = create_supernet(space.name, num_classes=num_classes)
     supernet.eval()
@@ -308,14 +353,33 @@ def measure_subnets(
                               "threads": threads, "clock": clock, "min_time_s": min_time_s}
 
     def visit(i: int, r: int) -> bool:
-        arch = archs[i]
-        model = models.get(i) or supernet.extract(arch)
+        model = models.get(i) or _subnet_model(supernet, archs[i], deployed, calibration)
         if rounds > 1 and keep_models:
             models[i] = model
-        x = subnet_input(supernet, space, arch, batch=batch_size, seq_len=seq_len)
-        stats = measure_latency(model, x, warmup=warmup if r == 0 else 1, **timing)
-        runs[i].append(stats.to_dict())
+        x = subnet_input(supernet, space, archs[i], batch=batch_size, seq_len=seq_len)
+        runs[i].append(_time_subnet(model, x, timing, warmup if r == 0 else 1, deployed))
         return True
 
     _sweep(len(archs), rounds, seed, visit, progress)
     return [_merge(x) for x in runs]
+
+
+def _deploys_subnets(space: SearchSpace, archs: list[ArchConfig], runtime: str) -> bool:
+    """Whether subnets are timed as quantized exports; refuses bits below 32 outside ORT."""
+    check_subnets(space, archs, runtime)
+    return deploys_quantized(space, runtime)
+
+
+def _subnet_model(supernet: Any, arch: ArchConfig, deployed: bool, calibration: Any) -> Any:
+    """The model to time: what ``export_quantized`` writes (ONNX bytes) when ``deployed``, else
+    the extracted subnet."""
+    if deployed:
+        return deployed_subnet(supernet, arch, calibration)
+    return supernet.extract(arch)
+
+
+def _time_subnet(model: Any, x: Any, timing: dict[str, Any], warmup: int,
+                 deployed: bool) -> dict[str, float]:
+    if deployed:
+        return _time_onnx(model, input_tensor(x), timing, warmup).to_dict()
+    return measure_latency(model, x, warmup=warmup, **timing).to_dict()

@@ -121,6 +121,9 @@ class HardwareProfile:
         kind: one of :data:`KINDS`.
         device: the device in words, e.g. ``"Google Pixel 3 (big core)"``.
         runtime: one of :data:`RUNTIMES`.
+        runtime_version: the runtime's version the numbers were measured with (e.g.
+            ``"1.22.0"`` for onnxruntime, torch's for torch; ``""``: unknown, as in profiles
+            from before it was recorded).
         batch_size: images (or sequences) per inference.
         threads: CPU threads (0 when not applicable or unknown).
         seq_len: tokens per sequence the language-model spaces were timed at (0: none timed;
@@ -135,6 +138,7 @@ class HardwareProfile:
     kind: str
     device: str
     runtime: str
+    runtime_version: str = ""
     batch_size: int = 1
     threads: int = 0
     dtype: str = "float32"
@@ -158,6 +162,10 @@ class HardwareProfile:
             raise ProfileError(f"profile field 'threads' must be an int >= 0, got {self.threads!r}")
         if not isinstance(self.seq_len, int) or isinstance(self.seq_len, bool) or self.seq_len < 0:
             raise ProfileError(f"profile field 'seq_len' must be an int >= 0, got {self.seq_len!r}")
+        if not isinstance(self.runtime_version, str) or any(c.isspace()
+                                                            for c in self.runtime_version):
+            raise ProfileError("profile field 'runtime_version' must be a version string "
+                               f"without spaces (e.g. '1.22.0'), got {self.runtime_version!r}")
 
     def model_for(self, space: SearchSpace) -> LatencyModel:
         """The latency model of ``space``; ``ValueError`` naming the spaces it has otherwise."""
@@ -175,15 +183,17 @@ class HardwareProfile:
         return replace(self, latency={**self.latency, model.space: model})
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form written by :func:`save_profile` (``seq_len`` only when set, so older
-        profiles keep their form)."""
+        """The JSON form written by :func:`save_profile` (``seq_len`` and ``runtime_version``
+        only when set, so older profiles keep their form)."""
         sequence = {"seq_len": self.seq_len} if self.seq_len else {}
+        version = {"runtime_version": self.runtime_version} if self.runtime_version else {}
         return {
             "format": FORMAT,
             "name": self.name,
             "kind": self.kind,
             "device": self.device,
             "runtime": self.runtime,
+            **version,
             "batch_size": self.batch_size,
             **sequence,
             "threads": self.threads,
@@ -217,6 +227,7 @@ class HardwareProfile:
                 kind=str(data["kind"]),
                 device=str(data["device"]),
                 runtime=str(data["runtime"]),
+                runtime_version=data.get("runtime_version", ""),
                 batch_size=data.get("batch_size", 1),
                 seq_len=data.get("seq_len", 0),
                 threads=data.get("threads", 0),
@@ -309,6 +320,20 @@ def list_profiles() -> list[str]:
         if folder.is_dir():
             names.update(p.stem for p in folder.glob("*.json") if not p.name.startswith("."))
     return sorted(names)
+
+
+def runtime_version(runtime: str) -> str:
+    """The installed version of ``runtime`` (``torch`` or ``onnxruntime``; ``""`` for others
+    or when it is not installed)."""
+    import importlib
+
+    if runtime not in ("torch", "onnxruntime"):
+        return ""
+    try:  # the module's own version: any distribution of it (onnxruntime-gpu...) has one
+        module = importlib.import_module(runtime)
+    except ImportError:
+        return ""
+    return str(getattr(module, "__version__", ""))
 
 
 def load_profile(name_or_path: str | Path) -> HardwareProfile:

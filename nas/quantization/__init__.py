@@ -5,13 +5,17 @@
 * :mod:`~nas.quantization.support` — which space families can be quantized (plug-ins
   register) and :class:`QuantLayer`, what a supernet's ``quant_groups(arch)`` lists.
 * :mod:`~nas.quantization.fake` — calibrated fake quantization in the supernet.
-* :mod:`~nas.quantization.onnx_quant` — the one door to ``onnxruntime.quantization``.
+* :mod:`~nas.quantization.weight_only` — 4/8-bit weight-only linear layers of transformer
+  spaces, as ONNX Runtime's ``MatMulNBits`` stores them (no calibration).
+* :mod:`~nas.quantization.onnx_quant` — the one door to ``onnxruntime.quantization``
+  (QDQ static Conv nodes, ``MatMulNBits``).
 * :mod:`~nas.quantization.export` — :func:`export_quantized`.
 
 Names needing torch are imported on first use (``import nas`` stays torch-free).
 
 Example:
     >>> qspace = nas.quantized(nas.create_space("tiny"), granularity="block", bits=(8, 32))
+    >>> gspace = nas.quantized(nas.create_space("gpt_tiny"), bits=(4, 8, 32))   # l<i>.bits
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ _LAZY = {
     "fake_quantized": "nas.quantization.fake",
     "policy_applied": "nas.quantization.fake",
     "export_quantized": "nas.quantization.export",
+    "fake_quant_blockwise": "nas.quantization.weight_only",
 }
 
 __all__ = [

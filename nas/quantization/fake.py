@@ -7,6 +7,10 @@ its input and its (BN-folded) output per tensor, asymmetric int8 with MinMax ran
 formulas of ONNX Runtime's ``quantize_static``. The ranges live in a :class:`Ranges` object,
 the hooks only inside :func:`fake_quantized`; nothing stays behind.
 
+Weight-only spaces (transformers, ``MatMulNBits``) need no calibration: :func:`calibrate`
+returns empty ranges and :func:`fake_quantized` / :func:`policy_applied` fake-quantize the
+policy's linear weights block-wise (:mod:`nas.quantization.weight_only`).
+
 Example:
     >>> inputs = calibration_inputs(train, resolution=arch["resolution"])
     >>> ranges = calibrate(supernet, arch, inputs)
@@ -27,7 +31,8 @@ from torch import nn
 
 from nas.data import ImageData, batches
 from nas.errors import ConfigError
-from nas.quantization.space import is_quantized, policy_of, reduce_range
+from nas.quantization import weight_only as wo
+from nas.quantization.space import bits_of, is_quantized, policy_of, reduce_range, weight_only
 from nas.quantization.support import FLOAT_BITS, QuantLayer, quant_layers
 from nas.space import ArchConfig
 
@@ -44,12 +49,22 @@ class Ranges:
     values: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
+def layer_bits(supernet: Any, arch: ArchConfig) -> list[tuple[QuantLayer, int]]:
+    """``(layer, bits)`` of the layers of ``arch`` its policy quantizes (bits below 32)."""
+    policy = policy_of(supernet.space, arch)
+    per_layer = weight_only(supernet.space)
+    out = []
+    for group, layers in quant_layers(supernet, arch).items():
+        for layer in layers:
+            bits = bits_of(policy, layer.name) if per_layer else policy.get(group, FLOAT_BITS)
+            if bits < FLOAT_BITS:
+                out.append((layer, bits))
+    return out
+
+
 def quantized_layers(supernet: Any, arch: ArchConfig) -> list[QuantLayer]:
     """The layers of ``arch`` its policy quantizes (bits below 32)."""
-    policy = policy_of(supernet.space, arch)
-    groups = quant_layers(supernet, arch)
-    return [layer for group, bits in policy.items() if bits < FLOAT_BITS
-            for layer in groups.get(group, [])]
+    return [layer for layer, _ in layer_bits(supernet, arch)]
 
 
 def calibration_inputs(
@@ -91,6 +106,8 @@ def _points(layers: Sequence[QuantLayer]) -> list[tuple[str, nn.Module, bool]]:
 @torch.no_grad()
 def calibrate(supernet: Any, arch: ArchConfig, inputs: Sequence[torch.Tensor]) -> Ranges:
     """MinMax ranges of every quantization point of ``arch``, from the float network."""
+    if weight_only(supernet.space):
+        return Ranges(arch.key)  # weights only: nothing to calibrate
     if not inputs:
         raise ConfigError("calibration needs at least one batch")
     supernet.set_active(arch)
@@ -153,6 +170,11 @@ def fake_quantized(supernet: Any, arch: ArchConfig, ranges: Ranges) -> Iterator[
     """Within the block, ``supernet`` computes ``arch`` fake-quantized by its policy."""
     if ranges.arch_key != arch.key:
         raise ConfigError(f"ranges were calibrated for arch {ranges.arch_key}, not {arch.key}")
+    if weight_only(supernet.space):
+        supernet.set_active(arch)
+        with wo.fake_quantized(layer_bits(supernet, arch)):
+            yield
+        return
     supernet.set_active(arch)
     layers = quantized_layers(supernet, arch)
     qmax = W_QMAX_REDUCED if reduce_range(supernet.space) else W_QMAX
@@ -186,10 +208,16 @@ def policy_applied(
     supernet: Any, arch: ArchConfig, data: ImageData, *, task: Any = None,
     resolution: int | None = None, device: Any = "cpu", n_batches: int = 4,
 ) -> Iterator[None]:
-    """Fake-quantize ``arch`` by its policy (calibrated on ``data``) within the block; does
-    nothing for a space without a policy or an all-float policy."""
+    """Fake-quantize ``arch`` by its policy (calibrated on ``data``; weight-only policies
+    need no data) within the block; does nothing for a space without a policy or an all-float
+    policy."""
     if not is_quantized(supernet.space) or not quantized_layers(supernet, arch):
         yield
+        return
+    if weight_only(supernet.space):
+        supernet.set_active(arch)
+        with wo.fake_quantized(layer_bits(supernet, arch)):
+            yield
         return
     inputs = calibration_inputs(data, n_batches=n_batches, resolution=resolution, task=task)
     ranges = calibrate(supernet, arch, [x.to(device) for x in inputs])

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from nas.errors import ConfigError
-from nas.search.base import Problem, canonical_rows, row_keys
+from nas.search.base import Problem, row_keys
 from nas.space import ArchConfig
 
 _MAX_FILL_ROUNDS = 8  # bounded retries when topping up a batch with random rows
@@ -209,18 +209,9 @@ class IndexSearcher:
         return np.where(pick, a, b)
 
     def neighbour_rows(self, row: np.ndarray) -> np.ndarray:
-        """Every row differing from ``row`` in exactly one active dimension."""
-        canon = canonical_rows(self.space, row[None, :])[0]
-        out = []
-        for i, size in enumerate(self.sizes):
-            if canon[i] < 0:
-                continue
-            for j in range(size):
-                if j != row[i]:
-                    other = row.copy()
-                    other[i] = j
-                    out.append(other)
-        return np.array(out, dtype=np.int64).reshape(-1, len(self.sizes))
+        """Every row differing from ``row`` in exactly one active dimension
+        (:meth:`~nas.space.SearchSpace.neighbour_indices`)."""
+        return self.space.neighbour_indices(row)
 
     def fresh(self, candidates: np.ndarray, n: int, *, top_up: bool = True) -> np.ndarray:
         """The first ``n`` candidates that are neither told, pending nor repeated; topped up

@@ -272,14 +272,23 @@ class SearchSpace:
     def neighbours(self, arch: ArchConfig) -> list[ArchConfig]:
         """Every architecture that differs from ``arch`` in one active dimension."""
         row = self.indices([arch], fill_inactive=False)[0]
-        active = self.mask_inactive(row[None, :].copy())[0] >= 0
-        others = [
-            (i, j) for i in np.flatnonzero(active) for j in range(self._sizes[i]) if j != row[i]
-        ]
-        rows = np.repeat(row[None, :], len(others), axis=0)
-        for k, (i, j) in enumerate(others):
-            rows[k, i] = j
-        return self.from_index_matrix(rows)
+        return self.from_index_matrix(self.neighbour_indices(row))
+
+    def neighbour_indices(self, row: np.ndarray) -> np.ndarray:
+        """:meth:`neighbours` of one index row (inactive positions kept as they are): every
+        row that differs from ``row`` in one active dimension, dimension by dimension.
+
+        Example:
+            >>> space.neighbour_indices(space.indices([arch], fill_inactive=False)[0])
+        """
+        row = self._index_matrix(np.asarray(row)[None, :], copy=True)
+        active = self.mask_inactive(row.copy())[0] >= 0
+        dims = np.repeat(np.flatnonzero(active), self._sizes[active])
+        values = np.concatenate([np.zeros(0, np.int64), *map(np.arange, self._sizes[active])])
+        keep = values != row[0, dims]
+        out = np.repeat(row, int(keep.sum()), axis=0)
+        out[np.arange(len(out)), dims[keep]] = values[keep]
+        return out
 
     # ----------------------------------------------------------------- encoding
     def indices(self, archs: Sequence[ArchConfig], *, fill_inactive: bool = True) -> np.ndarray:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from nas.errors import ConfigError
@@ -74,6 +75,8 @@ class Task(ABC):
 
     Subclasses set the class attributes and implement the hooks. ``measure`` returns at least
     :attr:`metric` and ``loss``; :attr:`metrics` lists every metric it returns, in order.
+    :attr:`train_defaults` are the optimizer, peak learning rate and weight decay a
+    :class:`~nas.train_config.TrainConfig` takes when it leaves them ``None``.
     """
 
     name: ClassVar[str]
@@ -81,6 +84,9 @@ class Task(ABC):
     direction: ClassVar[Direction]
     metrics: ClassVar[tuple[str, ...]]
     unit: ClassVar[str] = ""
+    train_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType(
+        {"optimizer": "sgd", "lr": 0.05, "weight_decay": 3e-5}
+    )
 
     def objectives(self, latency: str = "latency_ms") -> dict[str, str]:
         """The default search objectives: the task metric and ``latency``."""

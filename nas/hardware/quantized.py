@@ -1,0 +1,126 @@
+"""Timing a quantized space in ONNX Runtime as it deploys: its layers and whole subnets.
+
+A quantized space's latency is the latency of the models :func:`nas.export_quantized` writes:
+the dynamo ONNX export with exactly the policy's Conv nodes quantized (QDQ, static, weights
+per channel with the space's ``reduce_range``). So each lookup-table layer is exported alone
+the same way (:func:`nas.export.onnx_model_bytes`), its quantized convs (the family's
+:func:`~nas.quantization.layers.quantized_weights` for a spec tagged ``bits < 32``) quantized
+by :func:`~nas.quantization.onnx_quant.quantize_convs` on a few random inputs of its shape
+(:func:`deployed_layer`), then timed in ONNX Runtime; a whole subnet is what ``export_quantized``
+writes itself (:func:`deployed_subnet`), calibrated on the user's images or random ones.
+Torch eager has no int8 kernels here: :func:`check_runtime` refuses ``runtime="torch"`` for
+layers or subnets below 32 bits.
+
+Example:
+    >>> stats = measure_onnx(deployed_layer(qspace, spec, spec.build(), x), x, repeats=20)
+    >>> onnx_bytes = deployed_subnet(supernet, arch)
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nas.errors import ConfigError
+from nas.quantization.layers import bits_of, layer_groups, quantized_weights
+from nas.quantization.space import is_quantized, policy_of, reduce_range
+from nas.quantization.support import FLOAT_BITS
+from nas.space import ArchConfig, SearchSpace
+
+if TYPE_CHECKING:
+    import torch
+
+    from nas.data import ImageData
+
+CALIBRATION_INPUTS = 4
+CALIBRATION_IMAGES = 16  # random images a subnet is calibrated on without the user's
+
+
+def deploys_quantized(space: SearchSpace, runtime: str) -> bool:
+    """Whether ``space`` is timed as it deploys quantized (a quantized space in ONNX Runtime)."""
+    return runtime == "onnxruntime" and is_quantized(space)
+
+
+def check_runtime(runtime: str, bits: Iterable[int], what: str) -> None:
+    """:class:`ConfigError` if ``runtime`` cannot time ``what`` at these ``bits``."""
+    low = sorted({int(b) for b in bits if int(b) < FLOAT_BITS})
+    if low and runtime != "onnxruntime":
+        raise ConfigError(f"runtime {runtime!r} cannot time {what} at {low} bits (torch eager "
+                          "has no int8 kernels here); use runtime 'onnxruntime'")
+
+
+def check_layers(space: SearchSpace, specs: Iterable[Any], runtime: str) -> None:
+    """:func:`check_runtime` for a lookup table of ``specs``; :class:`ConfigError` too for a
+    quantized space whose family registers no layer groups (its table could not tell the
+    precisions apart)."""
+    if is_quantized(space) and layer_groups(space) is None:
+        raise ConfigError(f"space {space.name!r}: no lookup table per (layer, precision) for "
+                          f"family {space.meta.get('family')!r} (it registers no layer groups, "
+                          "see nas.quantization.layers)")
+    check_runtime(runtime, (bits_of(s) for s in specs), f"the layers of space {space.name!r}")
+
+
+def check_subnets(space: SearchSpace, archs: Iterable[ArchConfig], runtime: str) -> None:
+    """:func:`check_runtime` for whole subnets of ``archs``."""
+    bits = (b for arch in archs for b in policy_of(space, arch).values())
+    check_runtime(runtime, bits, f"subnets of space {space.name!r}")
+
+
+def deployed_layer(space: SearchSpace, spec: Any, module: Any, x: torch.Tensor, *,
+                   seed: int = 0) -> bytes:
+    """The ONNX model of ``spec``'s ``module`` alone, exported and quantized as a quantized
+    export of ``space`` deploys it (see the module docstring)."""
+    import numpy as np
+    import torch
+
+    from nas.export import onnx_model_bytes
+    from nas.quantization.onnx_quant import quantize_convs
+
+    data = onnx_model_bytes(module, x)
+    weights = quantized_weights(space, spec)
+    if not weights:
+        return data
+    if not torch.is_floating_point(x):
+        raise ConfigError(f"layer {spec.key!r} reads {x.dtype} inputs: only float-input layers "
+                          "can be quantized")
+    rng = np.random.default_rng(seed)
+    shape = (1, *x.shape[1:])
+    calibration = [rng.standard_normal(shape, dtype=np.float32) for _ in range(CALIBRATION_INPUTS)]
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "layer.onnx", Path(tmp) / "layer_q.onnx"
+        src.write_bytes(data)
+        quantize_convs(src, dst, calibration, weights, reduce_range=reduce_range(space))
+        return dst.read_bytes()
+
+
+def random_images(resolution: int, *, n: int = CALIBRATION_IMAGES, seed: int = 0) -> ImageData:
+    """``n`` random RGB images of ``resolution`` (a calibration set when the user gives none)."""
+    import torch
+
+    from nas.data import TensorData
+
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.rand((n, 3, resolution, resolution), generator=generator)
+    return TensorData(images, torch.zeros(n, dtype=torch.int64), num_classes=1)
+
+
+def deployed_subnet(supernet: Any, arch: ArchConfig, data: ImageData | None = None) -> bytes:
+    """The ``model.onnx`` :func:`nas.export_quantized` writes for ``arch`` (calibrated on
+    ``data``, default :func:`random_images` at the arch's resolution)."""
+    from nas.quantization.export import export_quantized
+    from nas.rundir import ONNX_FILE
+
+    if data is None:
+        data = random_images(int(supernet.input_resolution(arch)))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = export_quantized(supernet, arch, Path(tmp) / "subnet", data)
+        return (out / ONNX_FILE).read_bytes()
+
+
+def input_tensor(x: tuple[int, ...] | torch.Tensor) -> torch.Tensor:
+    """``x`` itself, or a random normal tensor of that shape."""
+    import torch
+
+    return x if isinstance(x, torch.Tensor) else torch.randn(*x)
