@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import tempfile
@@ -79,7 +80,7 @@ def quantize_convs(
         shutil.copyfile(src, dst)
         return {"quantized_nodes": [], "float_nodes": len(exclude)}
     name = model.graph.input[0].name
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _no_preprocessing_advice():
         out = Path(tmp) / "q.onnx"
         quantize_static(
             str(src), str(out), _Reader(name, [np.asarray(x, np.float32) for x in calibration]),
@@ -91,6 +92,24 @@ def quantize_convs(
         )
         shutil.copyfile(out, dst)
     return {"quantized_nodes": sorted(include), "float_nodes": len(exclude)}
+
+
+class _PreprocessingAdvice(logging.Filter):
+    """Drops the advice ``quantize_static`` logs on the root logger at every call (to run
+    ONNX Runtime's shape-inference pre-processing, which these small graphs do not need)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _no_preprocessing_advice() -> Iterator[None]:
+    root, advice = logging.getLogger(), _PreprocessingAdvice()
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
 
 
 def _matmul_weights(model: Any) -> list[tuple[str, np.ndarray]]:

@@ -84,7 +84,7 @@ def plot_pareto(result: SearchResult, path: str | Path) -> Path:
         ax.set_title(f"{result.searcher or 'search'}: {len(result)} trials")
     ax.legend(fontsize=8)
     hv = result.hypervolume_history()
-    ax_hv.plot(hv["trials"], hv["hypervolume"], c="#2ca02c")
+    ax_hv.plot(hv["trials"], hv["hypervolume"], "o-", ms=3, c="#2ca02c")
     ax_hv.set_xlabel("trials")
     ax_hv.set_ylabel("hypervolume (reference: worst trial)")
     ax_hv.set_title("hypervolume")
