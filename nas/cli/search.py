@@ -16,7 +16,7 @@ EXAMPLE = """example: (on the run 'nas demo --quick --name demo-quick' leaves)
       --max-latency 12 --max-latency-for nb201_samsung_s7=8 --searcher evolution --budget 200
   nas search --run runs/demo-quick --profiles nb201_1080ti_1 --max-macs 30M --max-params 1M
   nas search --run runs/demo-quick --profiles nb201_silver_4114 --latency-quantile 0.3 --sequential
-  nas search --run runs/demo-quick --profiles nb201_1080ti_1 --max-size 2M --searcher nsga2 \\
+  nas search --run runs/demo-quick --profiles nb201_essential_ph_1 --max-size 2M --searcher nsga2 \\
       --objectives accuracy,latency_ms,size_bytes
 """
 
