@@ -34,27 +34,20 @@ from typing import Any
 
 import numpy as np
 import torch
+from quant_common import MNIST, RECIPES, onnx_accuracy, quantized_space, train_config
 
 import nas
-from nas.data import eval_batches, load_image_folder
+from nas.data import load_image_folder
 from nas.evaluation import recalibrate_bn
-from nas.quantization import export_quantized, policy_of, quantized
-from nas.quantization.onnx_quant import run_session
-from nas.train import TrainConfig, train_supernet
+from nas.quantization import export_quantized, policy_of
+from nas.train import train_supernet
 
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "images" / "mnist_png.zip"
 GOAL_POINTS = 0.5
-# per space: policy bits and the training recipe
-SPACES: dict[str, dict[str, Any]] = {
-    "tiny": {"bits": (8, 32), "optimizer": None, "lr": 0.05, "weight_decay": None, "epochs": 2},
-    "vit_mini": {"bits": (4, 8, 32), "optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05,
-                 "epochs": 6},
-}
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--space", default="tiny", choices=sorted(SPACES))
+    p.add_argument("--space", default="tiny", choices=sorted(RECIPES))
     p.add_argument("--data", default=str(MNIST))
     p.add_argument("--epochs", type=int, default=None, help="default: 2 (tiny), 6 (ViT)")
     p.add_argument("--train-limit", type=int, default=12000)
@@ -68,14 +61,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=None, help="write the rows here")
     return p
-
-
-def _onnx_accuracy(path: Path, data: Any, resolution: int, task: Any) -> float:
-    correct = 0
-    for x, y in eval_batches(data, 256):
-        logits = run_session(path, task.prepare(x, resolution).numpy(), threads=1)
-        correct += int((logits.argmax(1) == y.numpy()).sum())
-    return 100.0 * correct / len(data)
 
 
 def _pairs(space: nas.SearchSpace, n: int, seed: int) -> list[nas.ArchConfig]:
@@ -101,8 +86,8 @@ def _measure(supernet: Any, arch: Any, train: Any, test: Any, args: Any, tmp: Pa
     supernet.eval()
     out = export_quantized(supernet, arch, tmp / arch.key, train, task=task)
     info = json.loads((out / "arch.json").read_text())["quantization"]
-    ort_acc = _onnx_accuracy(out / "model.onnx", test, res, task)
-    ort_float = _onnx_accuracy(out / "model_float.onnx", test, res, task)
+    ort_acc = onnx_accuracy(out / "model.onnx", test, res, task)
+    ort_float = onnx_accuracy(out / "model_float.onnx", test, res, task)
     policy = policy_of(space, arch)
     return {"arch": arch.key, "resolution": res,
             "policy": "-".join(str(policy[g]) for g in sorted(policy)),
@@ -137,18 +122,16 @@ def main() -> None:
     torch.manual_seed(args.seed)
     train = load_image_folder(args.data, "train", limit=args.train_limit, seed=args.seed)
     test = load_image_folder(args.data, "test", limit=args.test_limit, seed=args.seed)
-    recipe = SPACES[args.space]
+    recipe = RECIPES[args.space]
     if args.epochs is None:
-        args.epochs = recipe["epochs"]
+        args.epochs = recipe.epochs
     if args.bn_batches is None:
-        args.bn_batches = 20 if args.space == "tiny" else 0
-    space = quantized(nas.create_space(args.space), granularity=args.granularity,
-                      bits=recipe["bits"], reduce_range=not args.full_range)
+        args.bn_batches = recipe.bn_batches
+    space = quantized_space(args.space, granularity=args.granularity,
+                            reduce_range=not args.full_range)
     supernet: Any = nas.create_supernet(space.name, num_classes=10)
-    config = TrainConfig(epochs=args.epochs, batch_size=64, lr=recipe["lr"], seed=args.seed,
-                         optimizer=recipe["optimizer"], weight_decay=recipe["weight_decay"],
-                         eval_bn_batches=5 if args.bn_batches else 0, eval_max_batches=4,
-                         checkpoint_every=100_000)
+    config = train_config(args.space, epochs=args.epochs, seed=args.seed,
+                          bn_batches=args.bn_batches)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         result = train_supernet(supernet, train, test, config, Path(tmp) / "run")

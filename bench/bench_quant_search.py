@@ -1,20 +1,24 @@
 """Joint architecture x quantization-policy search against quantize-after (issue 14).
 
-Train one ``tiny+q8-32b`` supernet on MNIST (``../shared/data/images/mnist_png.zip``, read in
-place; its weights serve ``tiny`` too: a float arch is the quantized space's arch with every
-block at 32 bits). Then, at the same budget of evaluations and with the same searcher:
+Train one quantized supernet on MNIST (``../shared/data/images/mnist_png.zip``, read in place):
+``--space tiny`` is ``tiny+q8-32b`` (a MobileNetV3-style CNN, static int8 QDQ per block),
+``--space vit_mini`` is ``vit_mini+q4-8-32b`` (a ViT, weight-only ``MatMulNBits`` int4/int8
+per transformer layer). Its weights serve the float space too: a float arch is the quantized
+space's arch with every block at 32 bits. Then, at the same budget of evaluations and with the
+same searcher:
 
-* **joint**: search ``tiny+q8-32b`` for accuracy (max; fake-quantized by the policy in the
-  supernet, BN recalibrated, on a validation split held out of the training images) and
-  latency (min);
-* **(b) architecture-only**: search ``tiny`` (float accuracy, float32 latency), then quantize
-  its pick (the fastest within 0.5 pt of the largest float32 subnet) fully INT8;
+* **joint**: search the quantized space for accuracy (max; fake-quantized by the policy in the
+  supernet, BN recalibrated where there is BN, on a validation split held out of the training
+  images) and latency (min);
+* **(b) architecture-only**: search the float space (float accuracy, float32 latency), then
+  quantize its pick (the fastest within 0.5 pt of the largest float32 subnet) fully INT8;
 * **(a)**: the largest subnet fully INT8.
 
 Latency while searching: ``--latency measured`` exports every evaluated (arch, policy) with
 :func:`nas.export_quantized` and times it in ONNX Runtime (batch 1, 1 thread); ``--latency lut``
-uses a lookup table of the quantized space built here in ONNX Runtime, its correction fitted on
-``--lut-validate`` exported subnets (its all-32 entries time the float archs). Final numbers
+(the default) uses a lookup table of the quantized space built here in ONNX Runtime, its
+correction fitted on ``--lut-validate`` exported subnets (its all-32 entries time the float
+archs). Final numbers
 are all measured here on exported models in ONNX Runtime (batch 1, 1 thread) on the MNIST test
 split: each search's front and its ``--pool`` most accurate trials are exported (joint: with
 their policy; (b): float32 to pick, then the pick and every front member fully INT8); each pick
@@ -25,8 +29,9 @@ slowest of them). Goals: joint pick >= 2x faster than (a), joint front's hypervo
 strictly larger than (b)'s.
 
 Usage:
-    python bench/bench_quant_search.py [--epochs 2] [--train-limit 12000] [--budget 120]
-        [--latency lut|measured] [--pool 5] [--json rows.json]
+    python bench/bench_quant_search.py [--space tiny|vit_mini] [--epochs 2]
+        [--train-limit 12000] [--budget 120] [--latency lut|measured] [--pool 5]
+        [--json rows.json]
 """
 
 from __future__ import annotations
@@ -41,24 +46,25 @@ from typing import Any
 
 import numpy as np
 import torch
+from quant_common import MNIST, RECIPES, onnx_accuracy, quantized_space, train_config
 
 import nas
-from nas.data import SubsetData, eval_batches, load_image_folder
+from nas.data import SubsetData, load_image_folder
 from nas.evaluation import recalibrate_bn
 from nas.hardware import measure_onnx
-from nas.quantization import export_quantized, policy_of, quantized
+from nas.quantization import export_quantized, policy_of
 from nas.search.pareto import hypervolume
-from nas.train import TrainConfig, train_supernet
+from nas.train import train_supernet
 
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "images" / "mnist_png.zip"
 WITHIN = 0.5  # accuracy points below the largest float32 subnet a pick may be
 Metrics = list[dict[str, float]]
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--space", default="tiny", choices=sorted(RECIPES))
     p.add_argument("--data", default=str(MNIST))
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=None, help="default: the space's recipe")
     p.add_argument("--train-limit", type=int, default=12000)
     p.add_argument("--val-images", type=int, default=2000,
                    help="validation images (held out of the training images) while searching")
@@ -72,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", type=int, default=5,
                    help="the picks choose among each search's front and its POOL most "
                    "accurate trials (measured on the test split in ONNX Runtime)")
-    p.add_argument("--bn-batches", type=int, default=10)
+    p.add_argument("--bn-batches", type=int, default=None,
+                   help="BN recalibration batches (default 10; 0 for a space without BN)")
     p.add_argument("--repeats", type=int, default=30,
                    help="ONNX Runtime timing repeats while searching (and of the table)")
     p.add_argument("--final-repeats", type=int, default=200,
@@ -84,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _with_bits(qspace: nas.SearchSpace, arch: nas.ArchConfig, bits: int) -> nas.ArchConfig:
-    """``arch`` (of ``tiny`` or the quantized space) in the quantized space, every block at
+    """``arch`` (of the float or the quantized space) in the quantized space, every block at
     ``bits``."""
     values = {k: v for k, v in arch.to_dict().items()}
     values.update({n: bits for n in qspace.names if n.endswith(".bits")})
@@ -109,13 +116,16 @@ class Bench:
         return [r["accuracy"] for r in rows]
 
     def _export(self, arch: nas.ArchConfig, recalibrate: bool) -> Path:
-        if recalibrate:
+        if recalibrate and self.args.bn_batches:
             self.supernet.set_active(arch)
             recalibrate_bn(self.supernet, self.train, self.args.bn_batches,
-                           resolution=int(arch["resolution"]), task=self.task)
+                           resolution=self._resolution(arch), task=self.task)
             self.supernet.eval()
         return export_quantized(self.supernet, arch, self.tmp / arch.key, self.train,
                                 task=self.task)
+
+    def _resolution(self, arch: nas.ArchConfig) -> int:
+        return int(self.supernet.input_resolution(arch))
 
     def _time(self, out: Path, arch: nas.ArchConfig, repeats: int) -> float:
         x = self.supernet.example_input(arch, batch=1)
@@ -138,23 +148,12 @@ class Bench:
             policy = policy_of(self.space, arch)
             self._final[arch.key] = {
                 "key": arch.key, "policy": ",".join(map(str, policy.values())),
-                "accuracy": self._onnx_accuracy(out / "model.onnx", int(arch["resolution"])),
+                "accuracy": onnx_accuracy(out / "model.onnx", self.test, self._resolution(arch),
+                                          self.task, threads=self.args.threads),
                 "latency_ms": self._time(out, arch, self.args.final_repeats),
                 "size_bytes": int(info["size_bytes"]),
                 "arch": arch.to_json()}
         return self._final[arch.key]
-
-    def _onnx_accuracy(self, path: Path, resolution: int) -> float:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.args.threads
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        name, correct = session.get_inputs()[0].name, 0
-        for x, y in eval_batches(self.test, 256):
-            logits = session.run(None, {name: self.task.prepare(x, resolution).numpy()})[0]
-            correct += int((logits.argmax(1) == y.numpy()).sum())
-        return 100.0 * correct / len(self.test)
 
 
 def _lut(qspace: nas.SearchSpace, args: Any, tmp: Path) -> Callable[[list], list[float]]:
@@ -201,15 +200,16 @@ def _candidates(result: Any, pool: int) -> list[str]:
     return list(dict.fromkeys([*result.pareto["arch"], *top["arch"]]))
 
 
-def _compare(bench: Bench, joint: Any, float_search: Any, pool: int) -> dict[str, Any]:
-    space, tiny = bench.space, nas.create_space("tiny")
+def _compare(bench: Bench, joint: Any, float_search: Any, pool: int,
+             base: nas.SearchSpace) -> dict[str, Any]:
+    space = bench.space
     largest = bench.final(_with_bits(space, space.largest(), 32))
     floor = largest["accuracy"] - WITHIN
     joint_front = [bench.final(space.from_json(a)) for a in joint.pareto["arch"]]
     joint_pool = [bench.final(space.from_json(a)) for a in _candidates(joint, pool)]
-    b_pool = [bench.final(_with_bits(space, tiny.from_json(a), 32))
+    b_pool = [bench.final(_with_bits(space, base.from_json(a), 32))
               for a in _candidates(float_search, pool)]
-    b_int8 = [bench.final(_with_bits(space, tiny.from_json(a), 8))
+    b_int8 = [bench.final(_with_bits(space, base.from_json(a), 8))
               for a in float_search.pareto["arch"]]
     b_pick_float = _pick(b_pool, floor)
     b_pick = {**bench.final(_with_bits(space, space.from_json(b_pick_float["arch"]), 8)),
@@ -257,6 +257,10 @@ def _print(res: dict[str, Any], header: str) -> None:
 
 def main() -> None:
     args = _parser().parse_args()
+    recipe = RECIPES[args.space]
+    args.epochs = recipe.epochs if args.epochs is None else args.epochs
+    if args.bn_batches is None:
+        args.bn_batches = 10 if recipe.bn_batches else 0
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
@@ -266,10 +270,11 @@ def main() -> None:
     train = SubsetData(images, np.sort(order[args.val_images:]))
     val = SubsetData(images, np.sort(order[:args.val_images]))
     test = load_image_folder(args.data, "test", limit=args.test_limit, seed=args.seed)
-    qspace = quantized(nas.create_space("tiny"), granularity="block", bits=(8, 32))
+    base = nas.create_space(args.space)
+    qspace = quantized_space(args.space, granularity="block")
     supernet: Any = nas.create_supernet(qspace.name, num_classes=10)
-    config = TrainConfig(epochs=args.epochs, batch_size=64, lr=0.05, seed=args.seed,
-                         eval_bn_batches=5, eval_max_batches=4, checkpoint_every=100_000)
+    config = train_config(args.space, epochs=args.epochs, seed=args.seed,
+                          bn_batches=args.bn_batches)
     with tempfile.TemporaryDirectory() as tmp:
         result = train_supernet(supernet, train, val, config, Path(tmp) / "run")
         times = {"train": time.perf_counter() - t0}
@@ -282,11 +287,10 @@ def main() -> None:
         joint = _search(qspace, lambda a: a, bench, latency, args)
         times["joint search"] = time.perf_counter() - started
         started = time.perf_counter()
-        floats = _search(nas.create_space("tiny"), lambda a: _with_bits(qspace, a, 32), bench,
-                         latency, args)
+        floats = _search(base, lambda a: _with_bits(qspace, a, 32), bench, latency, args)
         times["arch-only search"] = time.perf_counter() - started
         started = time.perf_counter()
-        res = _compare(bench, joint, floats, args.pool)
+        res = _compare(bench, joint, floats, args.pool, base)
         times["final ORT measurements"] = time.perf_counter() - started
     total = time.perf_counter() - t0
     _print(res, f"space {qspace.name}, MNIST {len(train)} train / {len(val)} val / {len(test)} "

@@ -11,11 +11,14 @@ Prints three tables:
 3. **Speed** — one training step (forward + backward of cross entropy) of the supernet with an
    arch active against the extracted static subnet, for the smallest, middle and largest arch;
    medians of interleaved repeats (and the ratio of the fastest repeats, which a machine shared
-   with other work disturbs less); the ratio's goal is <= 1.05.
+   with other work disturbs less); the ratio's goal is <= 1.05. ``--compare-narrow`` adds
+   the supernet slicing with chained ``narrow`` (``nas.elastic.slicing.set_fast_slicing``
+   off), the before/after reference, in the same interleaved loop.
 
 Usage:
     .venv/bin/python bench/bench_transformer_parity.py [--archs 100] [--full]
         [--speed-spaces vit_mini,gpt_tiny] [--batch 16] [--seq-len 128] [--device cpu]
+        [--compare-narrow] [--clock wall|thread]
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import nas  # noqa: E402
+from nas.elastic.slicing import set_fast_slicing  # noqa: E402
 from nas.space import ArchConfig, SearchSpace  # noqa: E402
 from nas.supernet import Supernet  # noqa: E402
 from search_spaces.transformer_layers import layer_specs  # noqa: E402
@@ -154,8 +158,10 @@ def middle(space: SearchSpace) -> ArchConfig:
     return space.from_indices([len(c.values) // 2 for c in space.choices])
 
 
-def _step(model: nn.Module, x: torch.Tensor, amp: bool) -> Callable[[], None]:
+def _step(model: nn.Module, x: torch.Tensor, amp: bool, fast: bool = True
+          ) -> Callable[[], None]:
     def run() -> None:
+        set_fast_slicing(fast)
         model.zero_grad(set_to_none=True)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(x)
@@ -164,14 +170,17 @@ def _step(model: nn.Module, x: torch.Tensor, amp: bool) -> Callable[[], None]:
     return run
 
 
-def _time(fn: Callable[[], None], device: str) -> float:
+def _time(fn: Callable[[], None], device: str, clock: str = "wall") -> float:
+    """Seconds ``fn`` takes: wall clock, or (``clock="thread"``, CPU with one thread) this
+    thread's CPU time, which leaves out the time other processes hold the core."""
+    now = time.thread_time if clock == "thread" else time.perf_counter
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start = now()
     fn()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return now() - start
 
 
 def speed_rows(spaces: list[str], args: argparse.Namespace) -> list[Row]:
@@ -185,19 +194,30 @@ def speed_rows(spaces: list[str], args: argparse.Namespace) -> list[Row]:
                             ("largest", space.largest())):
             supernet.set_active(arch)
             static = supernet.extract(arch).train()
-            steps = {"supernet": _step(supernet, x, args.amp), "static": _step(static, x, args.amp)}
+            steps = {"supernet": _step(supernet, x, args.amp),
+                     "static": _step(static, x, args.amp)}
+            if args.compare_narrow:  # the reference: one narrow (autograd node) per dimension
+                steps["narrow"] = _step(supernet, x, args.amp, fast=False)
             times: dict[str, list[float]] = {k: [] for k in steps}
             for _ in range(args.warmup):
                 for fn in steps.values():
                     fn()
             for _ in range(args.repeats):
                 for key, fn in steps.items():
-                    times[key].append(_time(fn, args.device))
-            sup, sta = (statistics.median(times[k]) * 1e3 for k in ("supernet", "static"))
-            best = min(times["supernet"]) / min(times["static"])
-            rows.append({"space": name, "arch": label, "supernet_ms": round(sup, 3),
-                         "static_ms": round(sta, 3), "ratio": round(sup / sta, 3),
-                         "ratio_of_minima": round(best, 3)})
+                    times[key].append(_time(fn, args.device, args.clock))
+            set_fast_slicing(True)  # the default (each step sets its own)
+            med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+            row: Row = {"space": name, "arch": label, "supernet_ms": round(med["supernet"], 3),
+                        "static_ms": round(med["static"], 3),
+                        "ratio": round(med["supernet"] / med["static"], 3),
+                        "ratio_of_minima": round(min(times["supernet"]) / min(times["static"]),
+                                                 3)}
+            if args.compare_narrow:
+                row["narrow_ms"] = round(med["narrow"], 3)
+                row["narrow_ratio"] = round(med["narrow"] / med["static"], 3)
+                row["narrow_ratio_of_minima"] = round(
+                    min(times["narrow"]) / min(times["static"]), 3)
+            rows.append(row)
     return rows
 
 
@@ -228,7 +248,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
+    parser.add_argument("--clock", choices=("wall", "thread"), default="wall",
+                        help="wall clock, or this thread's CPU time (CPU, --threads 1: steadier "
+                             "on a machine shared with other work)")
+    parser.add_argument("--compare-narrow", action="store_true",
+                        help="also time the supernet slicing with chained narrow (one view "
+                             "and autograd node per sliced dimension), interleaved")
     args = parser.parse_args(argv)
+    if args.clock == "thread" and (args.device != "cpu" or args.threads != 1):
+        parser.error("--clock thread needs --device cpu and --threads 1")
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, device {args.device}, {args.threads} thread(s)")
     if not args.skip_parity:

@@ -46,3 +46,26 @@ def is_nested(space: SearchSpace, archs: Sequence[ArchConfig]) -> bool:
     """Whether each architecture's value positions are >= the next one's in every dimension."""
     rows = space.indices(list(archs), fill_inactive=False)
     return bool(np.all(rows[:-1] >= rows[1:])) if len(rows) > 1 else True
+
+
+def balanced_probabilities(space: SearchSpace, num_random: int) -> list[np.ndarray]:
+    """Per dimension, the value probabilities of ``sampling='balanced'`` sandwich draws.
+
+    A step trains the largest, the smallest and ``num_random`` random subnets: ``n + 2``
+    draws per dimension of ``k`` values, the ends already taken once each. Value ``j`` gets
+    ``max(0, (n + 2) / k - ends_j)`` (normalised), so every value is trained ``(n + 2) / k``
+    times per step in expectation where that is >= 1, else the ends only by the sandwich.
+
+    Example:
+        >>> space = nas.create_space("gpt_tiny")  # depth {2, 3, 4} first
+        >>> balanced_probabilities(space, 2)[0].round(3).tolist()
+        [0.167, 0.667, 0.167]
+    """
+    out = []
+    for c in space.choices:
+        k = len(c.values)
+        ends = np.zeros(k)
+        ends[[0, k - 1]] = 1.0
+        weights = np.maximum(0.0, (num_random + 2) / k - ends) if k > 2 else np.ones(k)
+        out.append(weights / weights.sum())  # k > 2: the interior values weigh > 0
+    return out

@@ -171,6 +171,10 @@ def _check_inputs(supernet: Any, train_data: Any, config: TrainConfig, task: Tas
             f"the data needs {task.num_outputs(train_data)} outputs but the supernet has only "
             f"{supernet.num_classes} (num_classes)"
         )
+    if config.quantization_aware:  # before the run directory is written
+        from nas.quantization.qat import check_space
+
+        check_space(supernet.space)
 
 
 def _final_metrics(trainer: TrainLoop, task: Task) -> dict[str, dict[str, float]]:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 SCHEDULES = ("sandwich", "progressive", "sorted")
 OPTIMIZERS = ("sgd", "adamw")
 TEACHERS = ("inplace", "initial")
+SAMPLINGS = ("uniform", "balanced")
 ELASTIC_KINDS = ("resolution", "kernel", "depth", "expand")
 # fields that may change on --resume without changing what is computed
 RESUMABLE_CHANGES = ("device", "checkpoint_every", "eval_bn_batches", "eval_max_batches")
@@ -158,6 +159,20 @@ class TrainConfig:
         largest_weight: ``sandwich`` and ``sorted``: the weight of the largest subnet's loss
             in each step's sum (every other subnet weighs 1). Above 1 it keeps the largest,
             the in-place teacher, from being slowed down by the smaller subnets' gradients.
+        sampling: how ``sandwich`` draws its ``num_random`` subnets, each dimension
+            independently: ``uniform`` (every value alike), or ``balanced``: so that, counting
+            the largest and the smallest the step always trains, every value of a dimension
+            is trained equally often (a 3-value dimension with ``num_random=2``: the interior
+            value with probability 2/3, each end 1/6; where ``num_random + 2`` is below the
+            number of values, only interior values are drawn; 2-value dimensions stay
+            uniform). Uniform sampling leaves interior values to the random subnets alone,
+            so they are trained half as often as the ends (``num_random=2``, 3 values).
+        quantization_aware: quantization-aware training (spaces with a quantization
+            policy only): each subnet of a step computes fake-quantized by its policy with
+            straight-through gradients (:mod:`nas.quantization.qat`); the largest of a
+            ``sandwich`` / ``sorted`` step, the in-place teacher, stays float. With
+            ``progressive`` a phase must list ``"bits"`` among its elastic kinds (else every
+            bits dimension stays at its largest value, float).
     """
 
     schedule: str = "sandwich"
@@ -183,6 +198,8 @@ class TrainConfig:
     eval_max_batches: int | None = None
     grad_clip: float | None = None
     largest_weight: float = 1.0
+    sampling: str = "uniform"
+    quantization_aware: bool = False
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -216,6 +233,20 @@ class TrainConfig:
             raise ConfigError(f"largest_weight must be > 0, got {self.largest_weight!r}")
         if self.largest_weight != 1.0 and self.schedule == "progressive":
             raise ConfigError("largest_weight is only used by schedule='sandwich' or 'sorted'")
+        if self.sampling not in SAMPLINGS:
+            raise ConfigError(f"sampling must be one of {list(SAMPLINGS)}, got {self.sampling!r}")
+        if self.sampling != "uniform" and self.schedule != "sandwich":
+            raise ConfigError("sampling='balanced' is only used by schedule='sandwich'")
+        if not isinstance(self.quantization_aware, bool):
+            raise ConfigError(
+                f"quantization_aware must be True or False, got {self.quantization_aware!r}")
+        if self.quantization_aware and self.schedule == "progressive" and not any(
+            "bits" in p.elastic for p in self._phases(1.0)
+        ):
+            raise ConfigError(
+                "quantization_aware with schedule='progressive' needs a phase whose elastic "
+                "kinds include 'bits' (the default phases keep every bits dimension at 32)"
+            )
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if self.teacher not in TEACHERS:

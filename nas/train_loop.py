@@ -28,7 +28,8 @@ from nas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_
 from nas.data import ImageData, batches, steps_per_epoch
 from nas.errors import ConfigError
 from nas.evaluation import arch_resolution, evaluate, reference_archs
-from nas.nested import nested_archs
+from nas.nested import balanced_probabilities, nested_archs
+from nas.quantization.qat import check_space, qat_step
 from nas.rundir import RunDir, atomic_write_text
 from nas.space import ArchConfig
 from nas.stop_flag import StopFlag
@@ -98,6 +99,8 @@ class TrainLoop:
         self.progress = progress
         self.device = torch.device(config.device)
         self.phases = config.resolved_phases()
+        if config.quantization_aware:
+            check_space(self.space)
         self.steps_per_epoch = steps_per_epoch(train_data, config.batch_size, world_size)
         self.total_steps = config.total_epochs() * self.steps_per_epoch
         self.teacher: nn.Module | None = None
@@ -251,7 +254,11 @@ class TrainLoop:
     # ------------------------------------------------------------------ steps
     def _step_archs(self, phase: Phase, rng: np.random.Generator) -> list[ArchConfig]:
         if self.config.schedule == "sandwich":
-            middle = [self.space.sample(rng) for _ in range(self.config.num_random)]
+            n = self.config.num_random
+            balanced = self.config.sampling == "balanced"
+            probs = balanced_probabilities(self.space, n) if balanced else None
+            middle = [self.space.sample(rng) if probs is None else self.space.from_indices(
+                [int(rng.choice(len(p), p=p)) for p in probs]) for _ in range(n)]
             return [self.space.largest(), *middle, self.space.smallest()]
         if self.config.schedule == "sorted":
             return nested_archs(self.space, self.config.num_nested, rng)
@@ -278,7 +285,9 @@ class TrainLoop:
         losses = []
         for i, arch in enumerate(archs):
             self.net.set_active(arch)
-            with self._autocast():
+            teaches = i == 0 and config.schedule != "progressive" and config.teacher != "initial"
+            qat = config.quantization_aware and not teaches  # the in-place teacher stays float
+            with self._autocast(), qat_step(self.net, arch, qat):
                 res = arch_resolution(self.space, arch, self.net)
                 logits = self.net(self.task.prepare(x, res))
                 loss = self.task.loss(logits, y, label_smoothing=config.label_smoothing)
@@ -289,7 +298,7 @@ class TrainLoop:
             weight = config.largest_weight if i == 0 and config.schedule != "progressive" else 1.0
             self.scaler.scale(loss * weight if weight != 1.0 else loss).backward()
             losses.append(loss.detach())
-            if config.schedule in ("sandwich", "sorted") and i == 0 and config.teacher != "initial":
+            if teaches:
                 soft_targets = logits.detach()  # the largest teaches the rest in place
         params = [p for p in self.net.parameters() if p.grad is not None]
         if self.reduce_grads is not None:

@@ -7,6 +7,12 @@ linear layers: ``qkv`` and ``proj`` of the attention, ``fc1`` and ``fc2`` of the
 embedding, positions, class token, patch embedding (a conv), norms, the output head (tied to
 the embedding in GPT-2) and the ViT classifier stay float32.
 
+For latency lookup tables (:mod:`nas.quantization.layers`), the ``transformer_block`` spec of
+layer ``l<i>`` carries its group's bits (:func:`block_bits`; under ``granularity="layer"`` a
+composite tag with each linear's bits), every other spec stays float; a tagged block's module
+quantizes the weights of its ``attn.qkv``, ``attn.proj`` and ``mlp.*`` linears
+(:func:`block_weight_bits`), as :func:`nas.export_quantized` does in a whole subnet.
+
 Example:
     >>> qspace = nas.quantized(nas.create_space("gpt_tiny"), bits=(4, 8, 32))
     >>> groups = quant_groups(supernet, arch)          # {"l0": [QuantLayer(l0.qkv), ...], ...}
@@ -14,9 +20,26 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from nas.quantization.support import QuantLayer, QuantSupport, register_quant_support
+from nas.errors import ConfigError
+from nas.quantization.layers import (
+    UNIT_BITS,
+    LayerGroups,
+    SpecBits,
+    bits_of,
+    register_layer_groups,
+    unit_bits,
+)
+from nas.quantization.space import QUANT_KEY, policy_of
+from nas.quantization.space import bits_of as policy_bits
+from nas.quantization.support import (
+    FLOAT_BITS,
+    QuantLayer,
+    QuantSupport,
+    register_quant_support,
+)
 from nas.space import ArchConfig, SearchSpace
 from search_spaces.transformer_space import TransformerPlan
 
@@ -70,8 +93,53 @@ def group_weights(space: SearchSpace, arch: ArchConfig) -> dict[str, int]:
     return out
 
 
+BLOCK_KIND = "transformer_block"
+
+
+def block_bits(space: SearchSpace, arch: ArchConfig, specs: Sequence[Any]) -> list[SpecBits]:
+    """The bits of each of ``arch``'s layer specs: the ``i``-th ``transformer_block`` spec has
+    layer ``l<i>``'s (``granularity="layer"``: ``{"qkv": 4, "proj": 32, ...}``), the rest 32."""
+    policy = policy_of(space, arch)
+    per_linear = space.meta[QUANT_KEY]["granularity"] == "layer"
+    out: list[SpecBits] = []
+    i = 0
+    for spec in specs:
+        if spec.kind != BLOCK_KIND:
+            out.append(FLOAT_BITS)
+            continue
+        if per_linear:
+            out.append({name: policy_bits(policy, f"l{i}.{name}")
+                        for name in layer_names(str(spec.act))})
+        else:
+            out.append(policy.get(f"l{i}", FLOAT_BITS))
+        i += 1
+    return out
+
+
+def _weight_name(linear: str) -> str:
+    part = "attn" if linear in ATTENTION_LAYERS else "mlp"
+    return f"{part}.{linear}.weight"
+
+
+def block_weight_bits(spec: Any) -> dict[str, int]:
+    """Weight of a tagged ``transformer_block`` spec's module (``"attn.qkv.weight"``) -> its
+    bits, for the linears the tag quantizes (below 32 bits)."""
+    if spec.kind != BLOCK_KIND:
+        raise ConfigError(f"{spec.key!r} is not a {BLOCK_KIND} spec: only blocks are quantized")
+    names = layer_names(str(spec.act))
+    units = unit_bits(spec) if spec.get(UNIT_BITS, "") else dict.fromkeys(names, bits_of(spec))
+    return {_weight_name(n): int(units[n]) for n in names if int(units[n]) < FLOAT_BITS}
+
+
+def block_weights(spec: Any) -> list[str]:
+    """The weights of a tagged ``transformer_block`` spec's module that it quantizes."""
+    return list(block_weight_bits(spec))
+
+
 for _family, _mlp in (("gpt", "gelu_tanh"), ("vit", "gelu"), ("llama", "swiglu")):
     register_quant_support(_family, QuantSupport(
         bits=(4, 8, 32), weights=group_weights, scheme="weight_only",
         granularities=("block", "layer"), layer_names=layer_names(_mlp), shapes=linear_shapes,
         groups=quant_groups))
+    register_layer_groups(_family, LayerGroups(bits=block_bits, weights=block_weights,
+                                               weight_bits=block_weight_bits))

@@ -141,7 +141,7 @@ def test_mlp_prediction_throughput() -> None:
 # ------------------------------------------------------------------ lookup-table latency
 def _loop_ms(p: LookupTablePredictor, archs: list[nas.ArchConfig]) -> np.ndarray:
     """The per-layer Python loop (the reference the vectorised path must reproduce)."""
-    return p.predict_features(p.layer_sum(archs))
+    return p.predict_features(p.layer_features(archs))
 
 
 @pytest.mark.parametrize("space_name", ["ofa_mbv3_w1.0", "tiny"])
@@ -164,7 +164,7 @@ def test_lut_vectorised_equals_per_layer_loop(space_name: str) -> None:
     np.testing.assert_array_equal(p.predict_indices(space.indices(archs)), want)
     full = space.indices(archs, fill_inactive=False)  # inactive positions hold any value
     np.testing.assert_array_equal(p.predict_indices(full), want)
-    np.testing.assert_array_equal(p.encode(archs), p.layer_sum(archs))
+    np.testing.assert_array_equal(p.encode(archs), p.layer_features(archs))
     p.fit(archs[:50], 1.5 * want[:50] + 0.2)  # a new correction applies to both paths
     np.testing.assert_allclose(p.predict_indices(full), _loop_ms(p, archs), rtol=1e-12)
 

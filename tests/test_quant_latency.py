@@ -94,6 +94,52 @@ def test_lut_predictor_sums_per_precision_entries_vectorised() -> None:
     assert p.predict([int8])[0] > p.predict([fp32])[0]
 
 
+def test_precision_runs_skip_absent_slots() -> None:
+    from predictors.lookup_table import precision_runs
+
+    low = np.array([[1, 1, 0, 1], [1, 0, 0, 1], [0, 0, 0, 0], [1, 0, 1, 1]], dtype=bool)
+    present = np.array([[1, 1, 1, 1], [1, 0, 0, 1], [1, 1, 1, 1], [1, 0, 1, 1]], dtype=bool)
+    # rows 1 and 3: absent slots between low layers join them into one run
+    np.testing.assert_array_equal(precision_runs(low, present), [2, 1, 0, 1])
+
+
+def test_precision_correction_counts_low_layers_and_runs_on_both_paths() -> None:
+    specs = {s.key: s for a in QSPACE.sample_many(300, np.random.default_rng(1))
+             for s in _layers(QSPACE, a)}
+    table = {k: 1.0 + 0.01 * i for i, k in enumerate(sorted(specs))}
+    p: Any = create_predictor("lut", space=QSPACE, table=table, num_classes=10)
+    assert p.correction == "precision"  # the default for a table with int8 entries
+    archs = [_all_bits(QSPACE, 8), _all_bits(QSPACE, 32), *QSPACE.sample_many(
+        200, np.random.default_rng(3))]
+    features = p.layer_features(archs)
+    np.testing.assert_array_equal(p.encode(archs), features)  # vectorised == the loop
+    blocks = [n for n in QSPACE.names if n.endswith(".bits")]
+    assert features[0, 2] == len(blocks) and features[0, 3] == 1  # all int8: one run
+    assert features[1, 2] == features[1, 3] == 0
+    alternating = _all_bits(QSPACE, 32, **{b: (8, 32)[i % 2] for i, b in enumerate(blocks)})
+    assert p.layer_features([alternating])[0, 3] == (len(blocks) + 1) // 2
+    # whole networks that pay one quantize/dequantize pair per run, not per layer
+    truth = features[:, 0] - 0.3 * features[:, 2] + 0.3 * features[:, 3] + 0.05
+    p.fit(archs[:100], truth[:100])
+    np.testing.assert_allclose(p.predict(archs[100:]), truth[100:], atol=1e-3)
+    linear: Any = create_predictor("lut", space=QSPACE, table=table, num_classes=10,
+                                   correction="linear")
+    linear.fit(archs[:100], truth[:100])
+    assert np.abs(linear.predict(archs[100:]) - truth[100:]).max() > 0.05
+
+
+def test_a_float_table_keeps_the_linear_correction_and_old_states_load() -> None:
+    from predictors.lookup_table import LookupTablePredictor
+
+    table = {s.key: 1.0 for s in _layers(BASE, BASE.largest())}
+    p = LookupTablePredictor(BASE, table=table, num_classes=10)
+    assert p.correction == "linear"
+    p._set_state({"intercept": 0.5}, {"coef": np.array([2.0, 0.1])})  # saved with two
+    arch = BASE.largest()
+    total, count = p.layer_sum([arch])[0]
+    assert p.predict([arch])[0] == pytest.approx(2.0 * total + 0.1 * count + 0.5)
+
+
 def test_quantized_weights_of_an_mbconv_spec() -> None:
     arch = _all_bits(QSPACE, 8)
     mbconvs = [s for s in _layers(QSPACE, arch) if bits_of(s) == 8]
@@ -161,9 +207,14 @@ def test_torch_runtime_refuses_int8_layers_and_subnets() -> None:
 def test_a_family_without_layer_groups_gets_no_precision_blind_table(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("nas.hardware.quantized.layer_groups", lambda space: None)
-    with pytest.raises(ConfigError, match="registers no layer groups"):
+    from nas.quantization import layers
+
+    # the MobileNetV3 family as one that registers quantization support but no layer groups
+    monkeypatch.delitem(layers._GROUPS, "mobilenetv3")
+    assert all(bits_of(s) == 32 for s in _layers(QSPACE, _all_bits(QSPACE, 8)))  # untagged
+    with pytest.raises(ConfigError, match="registers no layer groups") as info:
         build_lookup_table(QSPACE, runtime="onnxruntime", num_classes=10)
+    assert "'mobilenetv3'" in str(info.value) and "\n" not in str(info.value)
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from _tiny import assert_run_reopens_in_a_fresh_process
 
 import nas
 from nas.data import SubsetData
@@ -43,20 +44,10 @@ def test_layer_bits_vanish_with_the_layer(gspace: nas.SearchSpace) -> None:
 
 
 def test_name_and_recipe_rebuild_the_space(gspace: nas.SearchSpace, tmp_path) -> None:
-    import subprocess
-    import sys
-
-    from nas.rundir import RunDir
-
     assert nas.create_space("gpt_tiny+q4-8-32b").fingerprint() == gspace.fingerprint()
     assert rebuild(gspace.meta["recipe"]).fingerprint() == gspace.fingerprint()
     assert gspace.meta["quantization"]["scheme"] == "weight_only"
-    RunDir.create(tmp_path / "run", gspace, task="language_modelling")
-    code = ("import sys; from nas.rundir import RunDir; "
-            "r = RunDir.open(sys.argv[1]); print(r.space.name, r.space.fingerprint())")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], check=True,
-                         capture_output=True, text=True).stdout.split()
-    assert out == [gspace.name, gspace.fingerprint()]
+    assert_run_reopens_in_a_fresh_process(tmp_path / "run", gspace, "language_modelling")
 
 
 def test_layer_granularity_one_bits_per_linear() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _tiny import assert_run_reopens_in_a_fresh_process
 
 import nas
 from nas.data import TensorData, load_digits
@@ -81,17 +82,7 @@ def test_registry_name_and_recipe_rebuild_the_same_space(qspace: nas.SearchSpace
 
 
 def test_run_directory_reopens_in_a_fresh_process(qspace: nas.SearchSpace, tmp_path) -> None:
-    import subprocess
-    import sys
-
-    from nas.rundir import RunDir
-
-    RunDir.create(tmp_path / "run", qspace, task="classification")
-    code = ("import sys; from nas.rundir import RunDir; "
-            "r = RunDir.open(sys.argv[1]); print(r.space.name, r.space.fingerprint())")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], check=True,
-                         capture_output=True, text=True).stdout.split()
-    assert out == [qspace.name, qspace.fingerprint()]
+    assert_run_reopens_in_a_fresh_process(tmp_path / "run", qspace, "classification")
 
 
 def test_size_bytes_counts_weights_at_their_bits(qspace: nas.SearchSpace) -> None:

@@ -247,3 +247,65 @@ def test_largest_weight_validation_round_trip_and_cli(
     capsys.readouterr()
     saved = json.loads((tmp_path / "r/supernet/config.json").read_text())["config"]
     assert saved["largest_weight"] == 4.0
+
+
+def test_balanced_probabilities_fill_the_interior_values_up_to_the_ends() -> None:
+    from nas.nested import balanced_probabilities
+    from nas.space import Choice, SearchSpace
+
+    space = SearchSpace("s", [Choice("one", (1,)), Choice("two", (1, 2)),
+                              Choice("three", (1, 2, 3)), Choice("five", (1, 2, 3, 4, 5))])
+    one, two, three, five = balanced_probabilities(space, 2)
+    assert one.tolist() == [1.0] and two.tolist() == [0.5, 0.5]
+    assert np.allclose(three, [1 / 6, 2 / 3, 1 / 6])  # 4 draws: each value 4/3 per step
+    assert np.allclose(five, [0, 1 / 3, 1 / 3, 1 / 3, 0])  # 4 draws < 5 values: interior only
+    assert np.allclose(balanced_probabilities(space, 1)[2], [0, 1, 0])
+    assert np.allclose(balanced_probabilities(space, 7)[2], [2 / 7, 3 / 7, 2 / 7])  # 3 each
+
+
+@pytest.mark.parametrize("sampling", ["uniform", "balanced"])
+def test_balanced_sampling_trains_each_value_as_often_as_the_ends(
+    sampling: str, digits: tuple, tmp_path: Path
+) -> None:
+    """Counting largest, random and smallest: balanced trains resolution 24 (the interior of
+    16/24/32) 4/3 times per step like 16 and 32; uniform only the random draws' 2/3."""
+    net = make_tiny()
+    config = TrainConfig(num_random=2, sampling=sampling)
+    trainer = _loop(net, digits, config, tmp_path / "run")
+    space = net.space
+    col = [c.name for c in space.choices].index("resolution")
+    counts = np.zeros((len(space.choices), 3))
+    steps = 1500
+    for step in range(steps):
+        archs = trainer._step_archs(trainer.phases[0], np.random.default_rng([0, 7, step]))
+        assert archs[0] == space.largest() and archs[-1] == space.smallest() and len(archs) == 4
+        for row in space.indices(archs, fill_inactive=False):
+            counts[np.arange(len(row)), row] += 1
+    per_step = counts / steps
+    interior = 4 / 3 if sampling == "balanced" else 2 / 3
+    assert np.allclose(per_step[col], [2 - interior / 2, interior, 2 - interior / 2], atol=0.05)
+    two = [i for i, c in enumerate(space.choices) if len(c.values) == 2]
+    assert np.allclose(per_step[two, :2], 2.0, atol=0.1)  # 2-value dimensions: uniform as before
+
+
+def test_sampling_validation_round_trip_cli_and_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = TrainConfig(sampling="balanced")
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert config.differences(TrainConfig()) == ["sampling"]
+    with pytest.raises(ConfigError, match=r"sampling must be one of \['uniform', 'balanced'\]"):
+        TrainConfig(sampling="flops")
+    with pytest.raises(ConfigError, match="sampling='balanced' is only used by schedule='sand"):
+        TrainConfig(schedule="sorted", sampling="balanced")
+    from nas.cli import main
+
+    argv = ["train", "--space", "tiny", "--data", "digits", "--limit", "120", "--epochs", "1",
+            "--batch-size", "32", "--runs-dir", str(tmp_path), "--run", "r"]
+    assert main([*argv, "--sampling", "balanced", "--json"]) == 0
+    capsys.readouterr()
+    saved = json.loads((tmp_path / "r/supernet/config.json").read_text())["config"]
+    assert saved["sampling"] == "balanced"
+    assert main([*argv, "--resume"]) == 2  # uniform now: refused
+    assert "other settings for ['sampling']" in capsys.readouterr().err
+    assert main([*argv, "--sampling", "balanced", "--resume"]) == 0

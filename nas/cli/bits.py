@@ -2,6 +2,7 @@
 
 Example:
     >>> space = space_with_bits(args, "onnxruntime")   # --space tiny --bits 32,8: tiny+q8-32b
+    >>> # --space vit_mini --bits 4,8,32: vit_mini+q4-8-32b (weight-only MatMulNBits)
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ def add_bits_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bits", default=None, metavar="B,B",
                    help="quantize the space: per-layer precisions to offer, e.g. 32,8 (needs "
                    "--runtime onnxruntime; same as --space SPACE+q8-32b)")
-    p.add_argument("--granularity", default=None, choices=["block", "stage"],
-                   help="one precision per block (default) or per stage (with --bits)")
+    p.add_argument("--granularity", default=None, choices=["block", "stage", "layer"],
+                   help="one precision per block (default), per stage (CNNs) or per linear "
+                   "layer (transformers), with --bits")
 
 
 def space_with_bits(args: argparse.Namespace, runtime: str) -> Any:

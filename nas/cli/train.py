@@ -18,6 +18,7 @@ example:
   nas train --space tiny --data digits --run tiny-digits --resume     # after Ctrl-C or a crash
   nas train --space vit_mini --data digits --schedule sorted --num-nested 4 --run vit-sorted
   nas train --space gpt_tiny --data pydoc --seq-len 64 --limit 2000 --epochs 1 --run gpt
+  nas train --space tiny+q8-32b --data digits --quantization-aware --run tiny-qat
   nas train --from-hf models/my-gpt2 --teacher initial --data corpus.txt --run ft
 """
 
@@ -105,9 +106,17 @@ def _add_schedule_arguments(p: argparse.ArgumentParser) -> None:
                    help="nested sub-models per sorted step, the largest included (default 4)")
     p.add_argument("--kd-ratio", type=float, default=1.0,
                    help="weight of in-place distillation from the largest (0: off; default 1)")
+    p.add_argument("--quantization-aware", action="store_true",
+                   help="quantization-aware training (a space with a policy, e.g. tiny+q8-32b): "
+                   "each subnet trains fake-quantized by its policy, straight-through "
+                   "gradients; the largest, the in-place teacher, stays float")
     p.add_argument("--largest-weight", type=float, default=1.0,
                    help="sandwich/sorted: weight of the largest subnet's loss, the others "
                    "weighing 1 (default 1; 4 trains the largest nearly as fast as alone)")
+    p.add_argument("--sampling", choices=("uniform", "balanced"), default="uniform",
+                   help="sandwich: how the random subnets draw each dimension; balanced: so "
+                   "that, with the largest and smallest, every value is trained equally often "
+                   "(default uniform)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,12 +134,17 @@ def run(args: argparse.Namespace) -> int:
     if args.seq_len is not None and not is_sequence_space(space):
         raise UsageError(f"--seq-len does nothing for space {space.name!r}: its networks read "
                          "images, not token sequences")
+    if args.quantization_aware:
+        from nas.quantization.qat import check_space
+
+        check_space(space)  # before the run directory is written
     config = TrainConfig(
         schedule=args.schedule, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         optimizer=args.optimizer, weight_decay=args.weight_decay, num_random=args.num_random,
         num_nested=args.num_nested, kd_ratio=args.kd_ratio, largest_weight=args.largest_weight,
-        seed=args.seed, device=args.device, amp=args.amp, teacher=args.teacher,
-        checkpoint_every=args.checkpoint_every,
+        sampling=args.sampling, seed=args.seed, device=args.device, amp=args.amp,
+        teacher=args.teacher,
+        checkpoint_every=args.checkpoint_every, quantization_aware=args.quantization_aware,
     )
     data = DataSpec(data=args.data, limit=args.limit, seed=args.seed,
                     val_fraction=args.val_fraction, val_split=args.val_split,

@@ -18,6 +18,8 @@ Every layer keeps its active configuration on the instance (no class-level flags
 * :class:`ElasticLayerNorm`, :class:`ElasticRMSNorm` — norms over the active width.
 * :class:`ElasticTransformerBlock`, :class:`ElasticDepth` — a pre-norm block; the first k
   layers of a stack.
+* :mod:`nas.elastic.slicing` — :func:`~nas.elastic.slicing.prefix`, the active part of a
+  weight as one view (one autograd node) however many dimensions are sliced.
 
 Example:
     >>> from nas.elastic import ElasticConv2d, ElasticBatchNorm2d

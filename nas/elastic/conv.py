@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from nas.elastic.slicing import prefix
 from nas.errors import ConfigError
 
 M = TypeVar("M", bound=nn.Module)
@@ -126,14 +127,11 @@ class ElasticConv2d(nn.Conv2d):
         self._active_in = check_width("active_in_channels", value, self.max_in_channels)
 
     def active_weight(self, in_channels: int | None = None) -> torch.Tensor:
-        """The active filter ``weight[:out, :in]`` (a view; no copy when nothing is sliced)."""
+        """The active filter ``weight[:out, :in]`` (one view, :func:`nas.elastic.slicing.prefix`;
+        no copy when nothing is sliced)."""
         cin = self._active_in if in_channels is None else in_channels
         weight = self.weight
-        if self._active_out != self.max_out_channels:
-            weight = weight.narrow(0, 0, self._active_out)
-        if cin != self.max_in_channels:
-            weight = weight.narrow(1, 0, cin)
-        return weight
+        return prefix(weight, (self._active_out, cin, *weight.shape[2:]))
 
     def active_bias(self) -> torch.Tensor | None:
         """The active bias (``None`` without one)."""

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.elastic.conv import build_uninitialized, check_width
+from nas.elastic.slicing import prefix
 from nas.errors import ConfigError
 
 
@@ -61,13 +62,9 @@ class ElasticDense(nn.Linear):
         self._active_out = check_width("active_out_features", value, self.out_features)
 
     def active_weight(self, in_features: int, out_features: int) -> torch.Tensor:
-        """``weight[:out_features, :in_features]`` (a view; the weight itself when whole)."""
-        w = self.weight
-        if out_features != self.out_features:
-            w = w.narrow(0, 0, out_features)
-        if in_features != self.in_features:
-            w = w.narrow(1, 0, in_features)
-        return w
+        """``weight[:out_features, :in_features]`` (one view, :func:`nas.elastic.slicing.prefix`;
+        the weight itself when whole)."""
+        return prefix(self.weight, (out_features, in_features))
 
     def active_bias(self, out_features: int) -> torch.Tensor | None:
         """``bias[:out_features]`` (``None`` without a bias)."""

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.elastic.conv import build_uninitialized
+from nas.elastic.slicing import prefix
 from nas.elastic.width import ActiveWidth
 from nas.errors import ConfigError
 
@@ -72,14 +73,13 @@ class ElasticLearnedPositions(ActiveWidth, nn.Module):
         return self.max_positions - self.grid**2 + self.active_grid**2
 
     def _table(self, t: int, d: int) -> torch.Tensor:
+        if self.grid is None or self.active_grid is None:
+            return prefix(self.weight, (t, d))  # first t positions, d features: one view
         weight = self.weight if d == self.max_width else self.weight.narrow(1, 0, d)
-        if self.grid is not None and self.active_grid is not None:
-            weight = resize_grid_positions(weight, self.grid, self.active_grid)
-            if t != weight.shape[0]:
-                raise ConfigError(f"input of {t} positions; the active grid has "
-                                  f"{weight.shape[0]} (class token + {self.active_grid}**2)")
-        elif t != weight.shape[0]:
-            weight = weight.narrow(0, 0, t)
+        weight = resize_grid_positions(weight, self.grid, self.active_grid)
+        if t != weight.shape[0]:
+            raise ConfigError(f"input of {t} positions; the active grid has "
+                              f"{weight.shape[0]} (class token + {self.active_grid}**2)")
         return weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,14 +2,20 @@
 
 A quantized space's latency is the latency of the models :func:`nas.export_quantized` writes:
 the dynamo ONNX export with exactly the policy's Conv nodes quantized (QDQ, static, weights
-per channel with the space's ``reduce_range``). So each lookup-table layer is exported alone
-the same way (:func:`nas.export.onnx_model_bytes`), its quantized convs (the family's
-:func:`~nas.quantization.layers.quantized_weights` for a spec tagged ``bits < 32``) quantized
-by :func:`~nas.quantization.onnx_quant.quantize_convs` on a few random inputs of its shape
-(:func:`deployed_layer`), then timed in ONNX Runtime; a whole subnet is what ``export_quantized``
-writes itself (:func:`deployed_subnet`), calibrated on the user's images or random ones.
-Torch eager has no int8 kernels here: :func:`check_runtime` refuses ``runtime="torch"`` for
-layers or subnets below 32 bits.
+per channel with the space's ``reduce_range``), or for a weight-only (transformer) space
+exactly the policy's linear layers as ``MatMulNBits``. So each lookup-table layer is exported
+alone the same way (:func:`nas.export.onnx_model_bytes`) and its quantized weights (the
+family's :func:`~nas.quantization.layers.quantized_weight_bits` for a spec tagged
+``bits < 32``) quantized as ``export_quantized`` does (:func:`deployed_layer`): convs by
+:func:`~nas.quantization.onnx_quant.quantize_convs`, calibrated on a few random inputs of its
+shape; linears by :func:`~nas.quantization.onnx_quant.quantize_matmuls` with the space's
+block size and symmetry (no calibration). Then it is timed in ONNX Runtime; a whole subnet is
+what ``export_quantized`` writes itself (:func:`deployed_subnet`), calibrated on the user's
+images or random ones (weight-only: none needed). Torch eager has no int8 kernels here:
+:func:`check_runtime` refuses ``runtime="torch"`` for layers or subnets below 32 bits.
+
+A language-model subnet is exported at its space's ``meta["seq_len"]`` (as
+``export_quantized`` writes it), so its ONNX Runtime timings are at that length.
 
 Example:
     >>> stats = measure_onnx(deployed_layer(qspace, spec, spec.build(), x), x, repeats=20)
@@ -24,8 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.errors import ConfigError
-from nas.quantization.layers import bits_of, layer_groups, quantized_weights
-from nas.quantization.space import is_quantized, policy_of, reduce_range
+from nas.quantization.layers import bits_of, layer_groups, quantized_weight_bits
+from nas.quantization.space import QUANT_KEY, is_quantized, policy_of, reduce_range, weight_only
 from nas.quantization.support import FLOAT_BITS
 from nas.space import ArchConfig, SearchSpace
 
@@ -68,6 +74,18 @@ def check_subnets(space: SearchSpace, archs: Iterable[ArchConfig], runtime: str)
     check_runtime(runtime, bits, f"subnets of space {space.name!r}")
 
 
+def check_seq_len(space: SearchSpace, seq_len: int | None, runtime: str) -> None:
+    """:class:`ConfigError` if a quantized language-model space would be timed in ONNX Runtime
+    at another sequence length than its ``meta["seq_len"]`` (its exported subnets have that
+    length fixed, see the module docstring)."""
+    default = space.meta.get("seq_len")
+    if (deploys_quantized(space, runtime) and seq_len is not None and default is not None
+            and int(seq_len) != int(default)):
+        raise ConfigError(f"space {space.name!r} is timed in ONNX Runtime as its quantized "
+                          f"export deploys, at its seq_len {default}; got seq_len {seq_len} "
+                          "(leave it out)")
+
+
 def deployed_layer(space: SearchSpace, spec: Any, module: Any, x: torch.Tensor, *,
                    seed: int = 0) -> bytes:
     """The ONNX model of ``spec``'s ``module`` alone, exported and quantized as a quantized
@@ -79,9 +97,11 @@ def deployed_layer(space: SearchSpace, spec: Any, module: Any, x: torch.Tensor, 
     from nas.quantization.onnx_quant import quantize_convs
 
     data = onnx_model_bytes(module, x)
-    weights = quantized_weights(space, spec)
-    if not weights:
+    bits = quantized_weight_bits(space, spec)
+    if not bits:
         return data
+    if weight_only(space):
+        return _weight_only_layer(space, data, module, bits)
     if not torch.is_floating_point(x):
         raise ConfigError(f"layer {spec.key!r} reads {x.dtype} inputs: only float-input layers "
                           "can be quantized")
@@ -91,7 +111,29 @@ def deployed_layer(space: SearchSpace, spec: Any, module: Any, x: torch.Tensor, 
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "layer.onnx", Path(tmp) / "layer_q.onnx"
         src.write_bytes(data)
-        quantize_convs(src, dst, calibration, weights, reduce_range=reduce_range(space))
+        quantize_convs(src, dst, calibration, list(bits), reduce_range=reduce_range(space))
+        return dst.read_bytes()
+
+
+def _weight_only_layer(space: SearchSpace, data: bytes, module: Any,
+                       bits: dict[str, int]) -> bytes:
+    """``data`` (``module`` exported) with the MatMuls of the weights in ``bits`` (name ->
+    4 or 8) as ``MatMulNBits``, with the options ``export_quantized`` uses."""
+    from nas.quantization.onnx_quant import quantize_matmuls
+    from nas.quantization.weight_only import ACCURACY_LEVEL
+
+    meta = space.meta[QUANT_KEY]
+    state = module.state_dict()
+    missing = sorted(set(bits) - set(state))
+    if missing:
+        raise ConfigError(f"the module has no weights {missing[:3]} to quantize; its weights "
+                          f"are {sorted(state)[:6]}")
+    weights = {name: (state[name].detach().cpu().numpy().T, b) for name, b in bits.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "layer.onnx", Path(tmp) / "layer_q.onnx"
+        src.write_bytes(data)
+        quantize_matmuls(src, dst, weights, block_size=int(meta["block_size"]),
+                         symmetric=bool(meta["symmetric"]), accuracy_level=ACCURACY_LEVEL)
         return dst.read_bytes()
 
 
@@ -108,11 +150,12 @@ def random_images(resolution: int, *, n: int = CALIBRATION_IMAGES, seed: int = 0
 
 def deployed_subnet(supernet: Any, arch: ArchConfig, data: ImageData | None = None) -> bytes:
     """The ``model.onnx`` :func:`nas.export_quantized` writes for ``arch`` (calibrated on
-    ``data``, default :func:`random_images` at the arch's resolution)."""
+    ``data``, default :func:`random_images` at the arch's resolution; a weight-only space
+    needs none)."""
     from nas.quantization.export import export_quantized
     from nas.rundir import ONNX_FILE
 
-    if data is None:
+    if data is None and not weight_only(supernet.space):
         data = random_images(int(supernet.input_resolution(arch)))
     with tempfile.TemporaryDirectory() as tmp:
         out = export_quantized(supernet, arch, Path(tmp) / "subnet", data)

@@ -10,6 +10,8 @@
 * :mod:`~nas.quantization.onnx_quant` — the one door to ``onnxruntime.quantization``
   (QDQ static Conv nodes, ``MatMulNBits``).
 * :mod:`~nas.quantization.export` — :func:`export_quantized`.
+* :mod:`~nas.quantization.qat` — quantization-aware training steps (straight-through
+  estimators), what ``TrainConfig(quantization_aware=True)`` turns on.
 
 Names needing torch are imported on first use (``import nas`` stays torch-free).
 
@@ -34,6 +36,7 @@ _LAZY = {
     "policy_applied": "nas.quantization.fake",
     "export_quantized": "nas.quantization.export",
     "fake_quant_blockwise": "nas.quantization.weight_only",
+    "quantization_aware": "nas.quantization.qat",
 }
 
 __all__ = [
