@@ -34,7 +34,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from quant_common import MNIST, RECIPES, onnx_accuracy, quantized_space, train_config
+from quant_common import (
+    MNIST,
+    RECIPES,
+    add_run_arguments,
+    onnx_accuracy,
+    quantized_space,
+    train_config,
+)
 
 import nas
 from nas.data import load_image_folder
@@ -54,12 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--test-limit", type=int, default=None, help="default: the whole test split")
     p.add_argument("--pairs", type=int, default=20)
     p.add_argument("--granularity", default="block", choices=["block", "stage", "layer"])
-    p.add_argument("--full-range", action="store_true",
-                   help="int8 weights in [-127, 127] instead of ONNX Runtime's reduce_range")
-    p.add_argument("--bn-batches", type=int, default=None, help="default: 20 (tiny), 0 (ViT)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--json", default=None, help="write the rows here")
+    add_run_arguments(p, bn_default="20 (tiny), 0 (ViT)")
     return p
 
 

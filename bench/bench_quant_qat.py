@@ -32,26 +32,20 @@ from typing import Any
 
 import numpy as np
 import torch
+from quant_common import MNIST, RECIPES, add_run_arguments, quantized_space
 
 import nas
 from nas.data import load_image_folder
 from nas.evaluation import reference_archs
-from nas.quantization import policy_of, quantized
+from nas.quantization import policy_of
 from nas.train import TrainConfig, train_supernet
 
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "images" / "mnist_png.zip"
-# per space: policy bits, the bits of the reference rows, the training recipe
-SPACES: dict[str, dict[str, Any]] = {
-    "tiny": {"bits": (8, 32), "low": 8, "optimizer": None, "lr": 0.05, "weight_decay": None,
-             "bn_batches": 20},
-    "vit_mini": {"bits": (4, 8, 32), "low": 4, "optimizer": "adamw", "lr": 2e-3,
-                 "weight_decay": 0.05, "bn_batches": 0},
-}
+LOW_BITS = {"tiny": 8, "vit_mini": 4}  # the bits of the reference rows, per space
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--space", default="tiny", choices=sorted(SPACES))
+    p.add_argument("--space", default="tiny", choices=sorted(RECIPES))
     p.add_argument("--data", default=str(MNIST))
     p.add_argument("--train-limit", type=int, default=6000)
     p.add_argument("--test-limit", type=int, default=2000)
@@ -61,12 +55,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="pre-training peak learning rate (default: 0.05 tiny, 2e-3 ViT)")
     p.add_argument("--finetune-lr", type=float, default=None, help="default: lr / 5")
     p.add_argument("--pairs", type=int, default=8, help="random (arch, policy) pairs")
-    p.add_argument("--full-range", action="store_true",
-                   help="int8 weights in [-127, 127] instead of ONNX Runtime's reduce_range")
-    p.add_argument("--bn-batches", type=int, default=None, help="default: 20 tiny, 0 ViT")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--json", default=None, help="write the rows here")
+    add_run_arguments(p, bn_default="20 tiny, 0 ViT")
     return p
 
 
@@ -109,8 +98,8 @@ def _config(args: argparse.Namespace, *, pretrain: bool, qat: bool = False) -> T
     return TrainConfig(epochs=args.pretrain_epochs if pretrain else args.finetune_epochs,
                        lr=args.lr if pretrain else args.finetune_lr, batch_size=64,
                        seed=args.seed, warmup_epochs=1.0 if pretrain else 0.0,
-                       optimizer=SPACES[args.space]["optimizer"],
-                       weight_decay=SPACES[args.space]["weight_decay"],
+                       optimizer=RECIPES[args.space].optimizer,
+                       weight_decay=RECIPES[args.space].weight_decay,
                        eval_bn_batches=2 if args.bn_batches else 0, eval_max_batches=2,
                        checkpoint_every=100_000,
                        quantization_aware=qat)
@@ -137,13 +126,12 @@ def main() -> None:
     torch.manual_seed(args.seed)
     train = load_image_folder(args.data, "train", limit=args.train_limit, seed=args.seed)
     test = load_image_folder(args.data, "test", limit=args.test_limit, seed=args.seed)
-    recipe = SPACES[args.space]
-    args.lr = recipe["lr"] if args.lr is None else args.lr
+    recipe = RECIPES[args.space]
+    args.lr = recipe.lr if args.lr is None else args.lr
     args.finetune_lr = args.lr / 5 if args.finetune_lr is None else args.finetune_lr
-    args.bn_batches = recipe["bn_batches"] if args.bn_batches is None else args.bn_batches
-    space = quantized(nas.create_space(args.space), granularity="block", bits=recipe["bits"],
-                      reduce_range=not args.full_range)
-    archs = _archs(space, recipe["low"], args.pairs, args.seed)
+    args.bn_batches = recipe.bn_batches if args.bn_batches is None else args.bn_batches
+    space = quantized_space(args.space, reduce_range=not args.full_range)
+    archs = _archs(space, LOW_BITS[args.space], args.pairs, args.seed)
     results: dict[str, dict[str, dict[str, float]]] = {}
     seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:

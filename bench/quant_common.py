@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,17 @@ RECIPES: dict[str, Recipe] = {
     "vit_mini": Recipe(bits=(4, 8, 32), epochs=6, lr=2e-3, optimizer="adamw",
                        weight_decay=0.05, bn_batches=0),
 }
+
+
+def add_run_arguments(p: argparse.ArgumentParser, *, bn_default: str) -> None:
+    """The options every quantization bench ends with: range, BN batches, seed, threads,
+    JSON output."""
+    p.add_argument("--full-range", action="store_true",
+                   help="int8 weights in [-127, 127] instead of ONNX Runtime's reduce_range")
+    p.add_argument("--bn-batches", type=int, default=None, help=f"default: {bn_default}")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", default=None, help="write the rows here")
 
 
 def quantized_space(base: str, *, granularity: str = "block",
