@@ -90,3 +90,19 @@ def test_exhausted_space_asks_for_fewer():
 
     result = search(space, ev, objectives={"accuracy": "max"}, searcher=searcher, budget=50)
     assert len(calls) == len(set(calls)) == 6 == len(result)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "gp", "nsga2"])
+def test_samplers_pickle_and_keep_sampling(sampler):
+    """Ray Tune pickles its search algorithm; Optuna 5.1's NSGA-II holds a thread lock."""
+    import pickle
+
+    from nas.search.optuna_search import distributions, make_sampler
+
+    restored = pickle.loads(pickle.dumps(make_sampler(sampler, seed=0, population=4)))
+    study = optuna.create_study(sampler=restored, directions=["maximize", "minimize"])
+    dists = distributions(SPACE)
+    for _ in range(6):
+        trial = study.ask(dists)
+        study.tell(trial, [float(len(trial.params)), 1.0])
+    assert len(study.trials) == 6

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,25 @@ def open_storage(storage: str | None) -> Any:
     return JournalStorage(JournalFileBackend(str(path)))
 
 
+_LOCK_TYPE = type(threading.Lock())
+
+
+class PicklableNSGAIISampler(optuna.samplers.NSGAIISampler):
+    """NSGA-II that pickles: Ray Tune pickles its search algorithm, and Optuna 5.1's sampler
+    holds a ``threading.Lock``. The locks are left out of the state and made afresh on load."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if not isinstance(v, _LOCK_TYPE)}
+        state["_lock_names"] = [k for k, v in self.__dict__.items() if isinstance(v, _LOCK_TYPE)]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        locks = state.pop("_lock_names", [])
+        self.__dict__.update(state)
+        for name in locks:
+            setattr(self, name, threading.Lock())
+
+
 def make_sampler(
     sampler: str, *, seed: int, population: int = 50, n_startup_trials: int = 10
 ) -> optuna.samplers.BaseSampler:
@@ -62,7 +82,7 @@ def make_sampler(
     if sampler == "gp":
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
     if sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
+        return PicklableNSGAIISampler(seed=seed, population_size=population)
     raise ConfigError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
 
 
