@@ -14,8 +14,8 @@ import pytest
 import nas
 from nas.cli import main
 from nas.errors import ConfigError
-from nas.hardware import build_lookup_table, load_profile
-from nas.hardware.quantized import check_seq_len, deployed_layer, input_tensor
+from nas.hardware import build_lookup_table, load_profile, measure_subnets
+from nas.hardware.quantized import deployed_layer, input_tensor, timed_seq_len
 from nas.quantization import policy_of
 from nas.quantization.layers import bits_of, key_bits, quantized_weight_bits, unit_bits
 from nas.registry import REGISTRY
@@ -229,13 +229,25 @@ def test_torch_runtime_refuses_int4_and_int8_blocks() -> None:
 
 def test_a_quantized_language_model_is_timed_at_its_seq_len() -> None:
     gpt = nas.create_space("gpt_tiny+q4-8-32b")
-    check_seq_len(gpt, None, "onnxruntime")
-    check_seq_len(gpt, int(gpt.meta["seq_len"]), "onnxruntime")
-    check_seq_len(gpt, 64, "torch")  # (torch refuses its int4 layers itself)
-    check_seq_len(nas.create_space("gpt_tiny"), 64, "onnxruntime")  # a float space: any
+    default = int(gpt.meta["seq_len"])
+    assert timed_seq_len(gpt, None, "onnxruntime") == default
+    assert timed_seq_len(gpt, default, "onnxruntime") == default
+    assert timed_seq_len(gpt, 64, "torch") == 64  # (torch refuses its int4 layers itself)
+    assert timed_seq_len(nas.create_space("gpt_tiny"), 64, "onnxruntime") == 64  # float: any
     with pytest.raises(ConfigError, match="seq_len 128; got seq_len 64") as info:
-        check_seq_len(gpt, 64, "onnxruntime")
+        timed_seq_len(gpt, 64, "onnxruntime")
     assert "\n" not in str(info.value)
+
+
+def test_the_library_refuses_another_seq_len_before_timing(tmp_path: Path) -> None:
+    """The Python API gives the same one line as the CLI, before any layer is timed."""
+    gpt = nas.create_space("gpt_tiny+q4-8-32b")
+    partial = tmp_path / "partial.json"
+    with pytest.raises(ConfigError, match="got seq_len 64"):
+        build_lookup_table(gpt, runtime="onnxruntime", seq_len=64, partial_path=partial)
+    assert not partial.exists()
+    with pytest.raises(ConfigError, match="got seq_len 64"):
+        measure_subnets(gpt, [gpt.largest()], runtime="onnxruntime", seq_len=64)
 
 
 B = ["profile", "build", "--name", "q", "--num-classes", "10", "--runtime", "onnxruntime"]

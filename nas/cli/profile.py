@@ -20,7 +20,6 @@ from nas.hardware.profile import (
     load_profile,
     user_profile_dir,
 )
-from nas.hardware.quantized import check_seq_len
 from nas.registry import resolve_space
 
 
@@ -221,7 +220,6 @@ def run_build(args: argparse.Namespace) -> int:
         raise UsageError(f"--validate must be 0 or at least 4, got {args.validate}")
     timing = _timing(args, args.runtime)
     space = space_with_bits(args, args.runtime)
-    check_seq_len(space, args.seq_len, args.runtime)
     bar = _bar(0, "layers")
     try:
         path = build_profile(space, args.name, out=_out(args),

@@ -48,10 +48,10 @@ from nas.hardware.quantized import (
     deployed_subnet,
     deploys_quantized,
     input_tensor,
+    timed_seq_len,
 )
 from nas.registry import REGISTRY
 from nas.rundir import atomic_write_json, read_json
-from nas.sequence import sequence_length
 from nas.space import ArchConfig, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def build_lookup_table(
     """
     if rounds < 1:
         raise ConfigError(f"rounds must be >= 1, got {rounds}")
-    seq_len = sequence_length(space, seq_len)
+    seq_len = timed_seq_len(space, seq_len, runtime)
     timing: dict[str, Any] = {"runtime": runtime, "warmup": warmup, "repeats": repeats,
                               "device": device, "threads": threads, "clock": clock,
                               "min_time_s": min_time_s}
@@ -343,7 +343,7 @@ def measure_subnets(
     if rounds < 1:
         raise ConfigError(f"rounds must be >= 1, got {rounds}")
     deployed = _deploys_subnets(space, archs, runtime)
-    seq_len = sequence_length(space, seq_len)
+    seq_len = timed_seq_len(space, seq_len, runtime)
     supernet: Any = create_supernet(space.name, num_classes=num_classes)
     supernet.eval()
     runs: list[list[dict[str, float]]] = [[] for _ in archs]

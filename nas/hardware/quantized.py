@@ -74,16 +74,19 @@ def check_subnets(space: SearchSpace, archs: Iterable[ArchConfig], runtime: str)
     check_runtime(runtime, bits, f"subnets of space {space.name!r}")
 
 
-def check_seq_len(space: SearchSpace, seq_len: int | None, runtime: str) -> None:
-    """:class:`ConfigError` if a quantized language-model space would be timed in ONNX Runtime
-    at another sequence length than its ``meta["seq_len"]`` (its exported subnets have that
-    length fixed, see the module docstring)."""
+def timed_seq_len(space: SearchSpace, seq_len: int | None, runtime: str) -> int | None:
+    """:func:`nas.sequence.sequence_length`, refusing (:class:`ConfigError`) a quantized
+    language-model space timed in ONNX Runtime at another sequence length than its
+    ``meta["seq_len"]`` (its exported subnets have that length fixed, see the module docstring)."""
+    from nas.sequence import sequence_length
+
     default = space.meta.get("seq_len")
     if (deploys_quantized(space, runtime) and seq_len is not None and default is not None
             and int(seq_len) != int(default)):
         raise ConfigError(f"space {space.name!r} is timed in ONNX Runtime as its quantized "
                           f"export deploys, at its seq_len {default}; got seq_len {seq_len} "
                           "(leave it out)")
+    return sequence_length(space, seq_len)
 
 
 def deployed_layer(space: SearchSpace, spec: Any, module: Any, x: torch.Tensor, *,
