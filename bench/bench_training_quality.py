@@ -67,8 +67,8 @@ _IMAGES = {"data": str(MNIST), "limit": 8000, "batch": 64, "label_smoothing": 0.
            "warmup": 1.0, "bn_batches": 20}
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {**_IMAGES, "epochs": 6, "optimizer": "sgd", "lr": 0.15, "alone_lrs": "0.05,0.15"},
-    "vit_mini": {**_IMAGES, "epochs": 6, "optimizer": "adamw", "lr": 2e-3,
-                 "alone_lrs": "1e-3,2e-3", "bn_batches": 0},
+    "vit_mini": {**_IMAGES, "epochs": 9, "optimizer": "adamw", "lr": 4e-3,
+                 "alone_lrs": "1e-3,2e-3,4e-3", "bn_batches": 0},
     "gpt_tiny": {"data": "pydoc", "limit": None, "batch": 32, "label_smoothing": 0.0,
                  "warmup": 0.2, "bn_batches": 0, "epochs": 3, "optimizer": "adamw", "lr": 3e-3,
                  "alone_lrs": "2e-3,4e-3"},

@@ -81,7 +81,7 @@ def train_alone(
         for x, y in batches(workload.train, config.batch_size, seed=config.seed, epoch=epoch):
             opt.zero_grad(set_to_none=True)
             outputs = model(task.prepare(x, resolution))
-            loss = task.loss(outputs, y, label_smoothing=config.label_smoothing)
+            loss = task.loss(outputs, y, label_smoothing=config.label_smoothing or 0.0)
             loss.backward()
             if config.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

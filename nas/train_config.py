@@ -44,7 +44,7 @@ ELASTIC_KINDS = ("resolution", "kernel", "depth", "expand")
 # fields that may change on --resume without changing what is computed
 RESUMABLE_CHANGES = ("device", "checkpoint_every", "eval_bn_batches", "eval_max_batches")
 # fields whose default (``None``) is the task's (``Task.train_defaults``), set by ``resolved``
-TASK_DEFAULTED = ("optimizer", "lr", "weight_decay")
+TASK_DEFAULTED = ("optimizer", "lr", "weight_decay", "label_smoothing")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,12 +135,12 @@ class TrainConfig:
         momentum: SGD momentum.
         weight_decay: applied to weights only, never to norms or biases.
 
-            ``lr``, ``optimizer`` and ``weight_decay`` left ``None`` take the task's defaults
-            (:meth:`resolved`, which training calls; the run records the values used):
-            classification SGD, lr 0.05, weight decay 3e-5; language modelling AdamW,
-            lr 3e-3, weight decay 0.01.
+            ``lr``, ``optimizer``, ``weight_decay`` and ``label_smoothing`` left ``None`` take
+            the task's defaults (:meth:`resolved`, which training calls; the run records the
+            values used): classification SGD, lr 0.05, weight decay 3e-5, label smoothing 0.1;
+            language modelling AdamW, lr 3e-3, weight decay 0.01, no label smoothing.
         warmup_epochs: linear warm-up of the first phase, then cosine decay to zero.
-        label_smoothing: of the cross-entropy on the true labels.
+        label_smoothing: of the cross-entropy on the true labels (default: the task's).
         num_random: random subnets per sandwich step (between the largest and the smallest).
         num_nested: nested sub-models per ``sorted`` step, the largest included (>= 2).
         kd_ratio: weight of the distillation loss (soft cross-entropy to the teacher).
@@ -183,7 +183,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float | None = None
     warmup_epochs: float = 1.0
-    label_smoothing: float = 0.1
+    label_smoothing: float | None = None
     num_random: int = 2
     num_nested: int = 4
     kd_ratio: float = 1.0
@@ -247,7 +247,7 @@ class TrainConfig:
                 "quantization_aware with schedule='progressive' needs a phase whose elastic "
                 "kinds include 'bits' (the default phases keep every bits dimension at 32)"
             )
-        if not 0 <= self.label_smoothing < 1:
+        if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if self.teacher not in TEACHERS:
             raise ConfigError(f"teacher must be one of {list(TEACHERS)}, got {self.teacher!r}")

@@ -290,7 +290,7 @@ class TrainLoop:
             with self._autocast(), qat_step(self.net, arch, qat):
                 res = arch_resolution(self.space, arch, self.net)
                 logits = self.net(self.task.prepare(x, res))
-                loss = self.task.loss(logits, y, label_smoothing=config.label_smoothing)
+                loss = self.task.loss(logits, y, label_smoothing=config.label_smoothing or 0.0)
                 if soft_targets is not None and config.kd_ratio > 0:
                     loss = loss + config.kd_ratio * self.task.distillation_loss(
                         logits, soft_targets, temperature=config.kd_temperature

@@ -328,10 +328,14 @@ def test_progressive_resume_across_phases_is_bitwise_identical(
 def test_unset_optimizer_lr_and_weight_decay_resolve_to_the_task_defaults() -> None:
     lm = TrainConfig(epochs=2).resolved("language_modelling")
     assert (lm.optimizer, lm.lr, lm.weight_decay) == ("adamw", 3e-3, 0.01) and lm.epochs == 2
+    assert lm.label_smoothing == 0.0  # smoothing would raise the perplexity judged
     image = TrainConfig().resolved(create_task("classification"))
     assert (image.optimizer, image.lr, image.weight_decay) == ("sgd", 0.05, 3e-5)
-    given = TrainConfig(lr=0.02, optimizer="sgd").resolved("language_modelling")
+    assert image.label_smoothing == 0.1
+    given = TrainConfig(lr=0.02, optimizer="sgd", label_smoothing=0.2).resolved(
+        "language_modelling")
     assert (given.optimizer, given.lr, given.weight_decay) == ("sgd", 0.02, 0.01)
+    assert given.label_smoothing == 0.2
     assert lm.resolved("classification") == lm  # resolved values are kept (exact resume)
     assert TrainConfig.from_dict(json.loads(json.dumps(lm.to_dict()))) == lm
     with pytest.raises(nas.ConfigError, match="lr is None"):
@@ -346,12 +350,15 @@ def test_train_help_names_each_task_default(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    sgd = re.search(r"SGD lr ([\d.e-]+) for image classification", text)
-    adamw = re.search(r"AdamW lr ([\d.e-]+) weight decay ([\d.e-]+) for language models", text)
+    sgd = re.search(r"SGD lr ([\d.e-]+) label smoothing ([\d.]+) for image classification", text)
+    adamw = re.search(r"AdamW lr ([\d.e-]+) weight decay ([\d.e-]+) label smoothing ([\d.]+) "
+                      r"for language models", text)
     assert sgd and adamw, text
     image, lm = create_task("classification"), create_task("language_modelling")
     assert image.train_defaults["optimizer"] == "sgd" and lm.train_defaults["optimizer"] == "adamw"
-    assert float(sgd[1]) == image.train_defaults["lr"]
-    assert (float(adamw[1]), float(adamw[2])) == (lm.train_defaults["lr"],
-                                                  lm.train_defaults["weight_decay"])
+    assert (float(sgd[1]), float(sgd[2])) == (image.train_defaults["lr"],
+                                              image.train_defaults["label_smoothing"])
+    assert (float(adamw[1]), float(adamw[2]), float(adamw[3])) == (
+        lm.train_defaults["lr"], lm.train_defaults["weight_decay"],
+        lm.train_defaults["label_smoothing"])
     assert "--optimizer {sgd,adamw}" in text and "--weight-decay" in text

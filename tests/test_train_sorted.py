@@ -242,11 +242,12 @@ def test_largest_weight_validation_round_trip_and_cli(
     from nas.cli import main
 
     argv = ["train", "--space", "tiny", "--data", "digits", "--limit", "120", "--epochs", "1",
-            "--batch-size", "32", "--largest-weight", "4", "--runs-dir", str(tmp_path)]
+            "--batch-size", "32", "--largest-weight", "4", "--label-smoothing", "0.05",
+            "--runs-dir", str(tmp_path)]
     assert main([*argv, "--run", "r", "--json"]) == 0
     capsys.readouterr()
     saved = json.loads((tmp_path / "r/supernet/config.json").read_text())["config"]
-    assert saved["largest_weight"] == 4.0
+    assert saved["largest_weight"] == 4.0 and saved["label_smoothing"] == 0.05
 
 
 def test_balanced_probabilities_fill_the_interior_values_up_to_the_ends() -> None:

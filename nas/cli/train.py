@@ -32,9 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Train a supernet with the sandwich rule (largest + N random + smallest per step, "
             "in-place distillation), SortedNet's nested sub-models or Once-for-All progressive "
             "shrinking. Checkpoints are written atomically; Ctrl-C saves one; --resume continues "
-            "exactly. The optimizer, learning rate and weight decay you leave out are the "
-            "task's: SGD lr 0.05 for image classification, AdamW lr 3e-3 weight decay 0.01 for "
-            "language models; supernet/config.json records the values used."
+            "exactly. The optimizer, learning rate, weight decay and label smoothing you leave "
+            "out are the task's: SGD lr 0.05 label smoothing 0.1 for image classification, "
+            "AdamW lr 3e-3 weight decay 0.01 label smoothing 0 for language models; "
+            "supernet/config.json records the values used."
         ),
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -98,6 +99,9 @@ def _add_schedule_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, default=None,
                    help="on weights, not norms or biases (default: the task's, 3e-5 for "
                    "classification, 0.01 for language models)")
+    p.add_argument("--label-smoothing", type=float, default=None,
+                   help="of the cross-entropy (default: the task's, 0.1 for classification, "
+                   "0 for language models)")
     p.add_argument("--schedule", choices=("sandwich", "progressive", "sorted"),
                    default="sandwich", help="sorted: SortedNet, --num-nested nested sub-models "
                    "per step, the largest included")
@@ -140,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
         check_space(space)  # before the run directory is written
     config = TrainConfig(
         schedule=args.schedule, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        optimizer=args.optimizer, weight_decay=args.weight_decay, num_random=args.num_random,
+        optimizer=args.optimizer, weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing, num_random=args.num_random,
         num_nested=args.num_nested, kd_ratio=args.kd_ratio, largest_weight=args.largest_weight,
         sampling=args.sampling, seed=args.seed, device=args.device, amp=args.amp,
         teacher=args.teacher,

@@ -75,7 +75,8 @@ class Task(ABC):
 
     Subclasses set the class attributes and implement the hooks. ``measure`` returns at least
     :attr:`metric` and ``loss``; :attr:`metrics` lists every metric it returns, in order.
-    :attr:`train_defaults` are the optimizer, peak learning rate and weight decay a
+    :attr:`train_defaults` are the optimizer, peak learning rate, weight decay and label
+    smoothing a
     :class:`~nas.train_config.TrainConfig` takes when it leaves them ``None``.
     """
 
@@ -85,7 +86,7 @@ class Task(ABC):
     metrics: ClassVar[tuple[str, ...]]
     unit: ClassVar[str] = ""
     train_defaults: ClassVar[Mapping[str, Any]] = MappingProxyType(
-        {"optimizer": "sgd", "lr": 0.05, "weight_decay": 3e-5}
+        {"optimizer": "sgd", "lr": 0.05, "weight_decay": 3e-5, "label_smoothing": 0.1}
     )
 
     def objectives(self, latency: str = "latency_ms") -> dict[str, str]:
