@@ -54,12 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--teacher", choices=("inplace", "initial"), default="inplace",
                    help="initial: a frozen copy of the starting network (the imported model) "
                    "teaches every subnet; inplace (default): the largest subnet does")
-    p.add_argument(
-        "--data",
-        default="digits",
-        help="'digits' (embedded) or a folder/.zip laid out as split/class/image; for language "
-        "models 'pydoc' (embedded) or a .txt file or folder",
-    )
+    p.add_argument("--data", default="digits",
+                   help="'digits' (embedded) or a folder/.zip laid out as split/class/image; "
+                   "for language models 'pydoc' (embedded) or a .txt file or folder")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a build option of the supernet beyond the space (e.g. NAS-Bench-201's "
                    "channels=8, cells_per_stage=1, resolution=16); repeatable, recorded")
