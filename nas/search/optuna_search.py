@@ -60,9 +60,9 @@ class PicklableNSGAIISampler(optuna.samplers.NSGAIISampler):
     holds a ``threading.Lock``. The locks are left out of the state and made afresh on load."""
 
     def __getstate__(self) -> dict[str, Any]:
-        state = {k: v for k, v in self.__dict__.items() if not isinstance(v, _LOCK_TYPE)}
-        state["_lock_names"] = [k for k, v in self.__dict__.items() if isinstance(v, _LOCK_TYPE)]
-        return state
+        locks = [k for k, v in self.__dict__.items() if isinstance(v, _LOCK_TYPE)]
+        state = {k: v for k, v in self.__dict__.items() if k not in locks}
+        return {**state, "_lock_names": locks}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         locks = state.pop("_lock_names", [])
