@@ -10,8 +10,10 @@ policy's Conv nodes, calibrated on the same batches) run in ONNX Runtime, and (4
 ONNX model. Goal: |(2) - (3)| <= 0.5 point on every pair. ``size_B`` is the counted model
 size (weights at their bits), ``float_B`` the float32 one, ``onnx_B``/``fonnx_B`` the bytes of
 the quantized/float ONNX files (at this size mostly graph and metadata, not weights). Policy:
-bits of the active blocks in order. ``--full-range`` drops ``reduce_range`` (see
-:mod:`nas.quantization.space`), to show what VNNI-less int8 kernels do to full-range weights.
+bits of the active blocks in order (``--granularity layer``: of each block's expand,
+depthwise and project convs, ``tiny+q8-32l``; the column sorts them by name).
+``--full-range`` drops ``reduce_range`` (see :mod:`nas.quantization.space`), to show what
+VNNI-less int8 kernels do to full-range weights.
 
 ``--space vit_mini``: the same check for a ViT (``vit_mini+q4-8-32b``, trained with AdamW,
 no BN): weight-only ``MatMulNBits`` policies over the transformer layers (4, 8 or 32 bits per

@@ -16,7 +16,9 @@ same layer's float32 entry, geometric mean over the layers of that kind), and th
 ratio of the all-int8 against the all-float32 subnets among the pairs: whether int8 is faster
 on this CPU.
 
-``--space vit_mini+q4-8-32b`` does the same for a weight-only ViT space (bits 4, 8, 32): each
+``--space tiny+q8-32l`` gives each conv of a block its own bits (``granularity="layer"``): a
+block is one entry per combination of its convs' precisions. ``--space vit_mini+q4-8-32b``
+does the same for a weight-only ViT space (bits 4, 8, 32): each
 transformer block is one entry per precision, its linears ``MatMulNBits`` as
 ``export_quantized`` writes them; no calibration (weight-only); the ratio tables are per low
 precision (int4 / fp32, int8 / fp32).
@@ -43,7 +45,7 @@ import numpy as np
 import nas
 from nas.hardware import build_lookup_table, measure_subnets
 from nas.quantization import policy_of
-from nas.quantization.layers import BITS, UNIT_BITS, bits_of, key_bits
+from nas.quantization.layers import BITS, UNIT_BITS, bits_of, key_bits, unit_bits
 from nas.quantization.space import QUANT_KEY, weight_only
 from nas.registry import REGISTRY
 from nas.rundir import atomic_write_json, atomic_write_text, read_json
@@ -52,7 +54,7 @@ from predictors import create_predictor
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "images" / "mnist_png.zip"
 SPACE = "tiny+q8-32b"
-SPACES = (SPACE, "vit_mini+q4-8-32b")
+SPACES = (SPACE, "tiny+q8-32l", "vit_mini+q4-8-32b")
 NUM_CLASSES = 10
 GOAL_TAU, GOAL_MAPE = 0.9, 10.0
 
@@ -131,8 +133,8 @@ def _ratios(space: Any, table: dict[str, float],
     by_kind: dict[str, list[float]] = defaultdict(list)
     for key, spec in specs.items():
         float_key = _float_key(key)
-        if (bits_of(spec) == bits and not spec.get(UNIT_BITS, "") and key in table
-                and float_key in table):
+        throughout = set(unit_bits(spec).values()) <= {bits}  # no composite tag, or all at bits
+        if bits_of(spec) == bits and throughout and key in table and float_key in table:
             by_kind[_kind(spec)].append(table[key] / table[float_key])
     return [(k, len(v), float(np.exp(np.mean(np.log(v)))), min(v), max(v))
             for k, v in sorted(by_kind.items())]

@@ -107,8 +107,6 @@ def test_bad_input_one_clear_line_each() -> None:
         quantized(nas.create_space("tiny"), bits=(4,))
     with pytest.raises(ConfigError, match="granularity must be one of"):
         quantized(nas.create_space("tiny"), granularity="cell")
-    with pytest.raises(ConfigError, match="granularity 'layer' is not offered by family"):
-        quantized(nas.create_space("tiny"), granularity="layer")
     with pytest.raises(ConfigError, match="quantized already"):
         quantized(nas.create_space("tiny+q8-32b"))
     small = TensorData(torch.zeros(8, 3, 16, 16, dtype=torch.uint8), torch.zeros(8).long(),

@@ -32,7 +32,7 @@ from torch import nn
 from nas.data import ImageData, batches
 from nas.errors import ConfigError
 from nas.quantization import weight_only as wo
-from nas.quantization.space import bits_of, is_quantized, policy_of, reduce_range, weight_only
+from nas.quantization.space import is_quantized, policy_of, reduce_range, weight_only
 from nas.quantization.support import FLOAT_BITS, QuantLayer, quant_layers
 from nas.space import ArchConfig
 
@@ -52,11 +52,10 @@ class Ranges:
 def layer_bits(supernet: Any, arch: ArchConfig) -> list[tuple[QuantLayer, int]]:
     """``(layer, bits)`` of the layers of ``arch`` its policy quantizes (bits below 32)."""
     policy = policy_of(supernet.space, arch)
-    per_layer = weight_only(supernet.space)
     out = []
     for group, layers in quant_layers(supernet, arch).items():
-        for layer in layers:
-            bits = bits_of(policy, layer.name) if per_layer else policy.get(group, FLOAT_BITS)
+        for layer in layers:  # a per-layer policy names the layer, the others its group
+            bits = policy.get(layer.name, policy.get(group, FLOAT_BITS))
             if bits < FLOAT_BITS:
                 out.append((layer, bits))
     return out

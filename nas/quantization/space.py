@@ -1,7 +1,9 @@
 """A quantization policy as search dimensions: :func:`quantized` adds ``<group>.bits``.
 
 ``granularity="block"`` adds ``s1.b0.bits``, ... (conditional exactly like the block's other
-dimensions: it vanishes with the block); ``"stage"`` adds one ``s1.bits`` per stage. The new
+dimensions: it vanishes with the block); ``"stage"`` adds one ``s1.bits`` per stage;
+``"layer"`` one per convolution of the block (``s1.b0.expand.bits``, ``s1.b0.depthwise.bits``,
+``s1.b0.project.bits``; they vanish with the block too). The new
 space is named ``<base>+q<bits joined by '-'><b|s|l>[f]`` (``tiny+q8-32b``), registered with
 the base space's supernet and layers, and records a recipe in its meta, so a run directory or
 export made with it reopens in a fresh process (:mod:`nas.space_recipes`); the registry also
@@ -193,16 +195,17 @@ def weight_only(space: SearchSpace) -> bool:
 
 
 def policy_of(space: SearchSpace, arch: ArchConfig) -> dict[str, int]:
-    """Bits per *active* policy unit: block group (``{"s1.b0": 8, ...}``) whatever the
-    granularity for convolutional spaces; transformer layer (``{"l0": 4, ...}``) or, with
-    ``granularity="layer"``, linear layer (``{"l0.qkv": 4, ...}``); empty for a space without
-    a policy."""
+    """Bits per *active* policy unit: for convolutional spaces the block group
+    (``{"s1.b0": 8, ...}``) under ``granularity="block"`` or ``"stage"``, the convolution
+    (``{"s1.b0.expand": 8, "s1.b0.depthwise": 32, ...}``) under ``"layer"``; for transformer
+    spaces the layer (``{"l0": 4, ...}``) or, under ``"layer"``, the linear layer
+    (``{"l0.qkv": 4, ...}``); empty for a space without a policy."""
     info: Any = space.meta.get(QUANT_KEY)
     if not info:
         return {}
     values = arch.to_dict()
     granularity = info["granularity"]
-    if info.get("scheme") == "weight_only":
+    if info.get("scheme") == "weight_only" or granularity == "layer":
         return {c.name.removesuffix(".bits"): int(values[c.name]) for c in space.choices
                 if c.name.endswith(".bits") and space.is_active(values, c.name)}
     out: dict[str, int] = {}
@@ -240,5 +243,5 @@ def size_bytes(space: SearchSpace, arch: ArchConfig, params: int) -> int:
                 saved_wo += 4 * k * n - stored_bytes(k, n, bits, block)
         return 4 * params - saved_wo
     weights = support.weights(space, arch)
-    saved = sum((4 - bits / 8) * weights.get(group, 0) for group, bits in policy.items())
+    saved = sum((4 - bits / 8) * weights.get(unit, 0) for unit, bits in policy.items())
     return round(4 * params - saved)
