@@ -31,6 +31,8 @@ of three. The same settings on
 ``gpt_tiny`` (9 epochs) missed by +9.0 / +8.7 / +5.9%; the closest, ``--num-random 4
 --sampling balanced --kd-ratio 1 --largest-weight 4 --lr 4e-3``, by +6.4 / +8.3 / +5.6%
 against standalone networks that were each best at 6e-3 (so 6e-3 joined the preset's lrs).
+With ``--alone-lrs 4e-3,6e-3,8e-3,1e-2`` the smallest standalone network was best at 1e-2
+(4.59) and ``--largest-weight 8`` (else as the closest) missed by +10.0 / +9.5 / +3.8%.
 
 ``--alone-from`` reuses the standalone results of an earlier run's ``--json`` (read after the
 supernets are trained, so both may run at once; its recipe must be this run's) and
